@@ -1,0 +1,31 @@
+"""`vpr test`: evaluate a checkpoint on one or more test sets."""
+
+from __future__ import annotations
+
+import argparse
+
+from vpr.cli.options import add_data_options, add_model_options, add_run_options
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "test", help="evaluate a checkpoint by Recall@N on test sets (no training)",
+        description="Rebuild the model from the hyper-parameters stored in --ckpt_path and "
+                    "report Recall@N on each --test_path. Model flags are optional; one that "
+                    "contradicts the checkpoint is an error. Results are saved as JSON in the "
+                    "run folder's results/.",
+    )
+    parser.add_argument("--ckpt_path", type=str, required=True, help="a .ckpt file of vpr train")
+    add_data_options(parser, need_train=False)
+    add_model_options(parser)
+    add_run_options(parser)
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from vpr.training.run import test
+
+    for result in test(args):
+        recalls = ", ".join(f"{k}: {v:.1f}" for k, v in result["recalls"].items())
+        print(f"Test {result['dataset']}: {recalls}")
+    return 0

@@ -1,0 +1,16 @@
+"""The errors that mean "the user's input is wrong": reported as one line, no traceback."""
+
+from vpr.data.geotag import GeoTagError
+from vpr.data.images import BadImageError
+from vpr.training.checkpoints import CheckpointError
+from vpr.training.run import RunError
+
+USER_ERRORS: tuple[type[BaseException], ...] = (
+    GeoTagError,
+    BadImageError,
+    CheckpointError,
+    RunError,
+    FileNotFoundError,
+    NotADirectoryError,
+    ValueError,
+)

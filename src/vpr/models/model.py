@@ -1,0 +1,62 @@
+"""VPRModel: a backbone followed by an aggregator, and the builder that wires them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from vpr.models.aggregators import build_aggregator, get_aggregator_class
+from vpr.models.backbones import Backbone, build_backbone
+
+
+class VPRModel(nn.Module):
+    """Maps (B,3,H,W) images to (B,descriptors_dim) L2-normalised descriptors."""
+
+    def __init__(self, backbone: Backbone, aggregator: nn.Module) -> None:
+        """Chains `backbone` (images -> feature map) and `aggregator` (map -> descriptors)."""
+        super().__init__()
+        self.backbone = backbone
+        self.aggregator = aggregator
+        self.descriptors_dim: int = int(aggregator.out_dim)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Returns the descriptors of a batch of images."""
+        return self.aggregator(self.backbone(images))
+
+
+def build_model(
+    backbone: str = "resnet18",
+    agg_arch: str = "ConvAP",
+    descriptors_dim: int = 512,
+    image_size: tuple[int, int] = (224, 224),
+    pretrained: str = "imagenet",
+    agg_options: dict[str, Any] | None = None,
+) -> VPRModel:
+    """Builds a backbone and an aggregator that fit each other.
+
+    Args:
+        backbone: ResNet name, see `vpr.models.backbones.list_backbones()`.
+        agg_arch: aggregator name, see `vpr.models.aggregators.list_aggregators()`.
+        descriptors_dim: requested descriptor size (the model's `descriptors_dim` is the
+            aggregator's actual `out_dim`, e.g. C for GeM).
+        image_size: (H, W) of the input images; sizes the aggregators that depend on it.
+        pretrained: "imagenet", "none" or a path to a backbone state_dict file.
+        agg_options: extra keyword options for the aggregator (not modified).
+
+    Returns:
+        The assembled model.
+    """
+    # MixVPR reads an intermediate stage (the paper drops ResNet-18's last two stages);
+    # each aggregator class declares which stage it wants.
+    cut_after = get_aggregator_class(agg_arch).backbone_cut_after
+    feature_extractor = build_backbone(backbone, pretrained=pretrained, cut_after=cut_after)
+    aggregator = build_aggregator(
+        agg_arch,
+        in_channels=feature_extractor.out_channels,
+        feature_size=feature_extractor.feature_size(image_size),
+        descriptors_dim=descriptors_dim,
+        **dict(agg_options or {}),
+    )
+    return VPRModel(feature_extractor, aggregator)

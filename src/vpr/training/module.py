@@ -1,0 +1,185 @@
+"""The LightningModule: a VPR model trained with a metric-learning loss, evaluated by Recall@N."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+
+from vpr.eval.metrics import format_recalls, recall_at_n
+from vpr.eval.predictions import save_predictions
+from vpr.eval.search import search
+from vpr.models.model import build_model
+from vpr.training.losses import build_loss, build_miner, compute_loss
+
+logger = logging.getLogger(__name__)
+
+# Hyper-parameters that define the network's shape: a checkpoint rebuilds the model from these.
+MODEL_KEYS = ("backbone", "agg_arch", "descriptors_dim", "image_size", "agg_options")
+
+
+class VPRModule(L.LightningModule):
+    """Backbone + aggregator trained with a pytorch-metric-learning loss (and miner).
+
+    Validation and test share one evaluation: descriptors for every database image and
+    query of the dataloader's ``RetrievalSet``, exact search, Recall@N logged as
+    ``{stage}/R@N``. Results of the last evaluation of each stage are kept in
+    ``self.results[stage]``.
+    """
+
+    def __init__(
+        self,
+        backbone: str = "resnet18",
+        agg_arch: str = "ConvAP",
+        descriptors_dim: int = 512,
+        image_size: tuple[int, int] | None = None,
+        agg_options: dict[str, Any] | None = None,
+        pretrained: str = "imagenet",
+        loss_name: str = "MultiSimilarityLoss",
+        loss_options: dict[str, Any] | None = None,
+        miner_name: str = "MultiSimilarityMiner",
+        miner_margin: float = 0.1,
+        miner_options: dict[str, Any] | None = None,
+        optimizer: str = "sgd",
+        lr: float = 1e-3,
+        momentum: float = 0.9,
+        weight_decay: float = 1e-3,
+        scheduler: str = "none",
+        max_epochs: int = 20,
+        recall_values: tuple[int, ...] = (1, 5, 10, 20),
+        num_preds_to_save: int = 0,
+        save_only_wrong_preds: bool = False,
+        vpr_version: str = "",
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.model = build_model(
+            backbone=backbone,
+            agg_arch=agg_arch,
+            descriptors_dim=descriptors_dim,
+            image_size=tuple(image_size) if image_size else (224, 224),
+            pretrained=pretrained,
+            agg_options=dict(agg_options or {}),
+        )
+        self.loss_fn = build_loss(loss_name, **dict(loss_options or {}))
+        self.miner = build_miner(miner_name, miner_margin, **dict(miner_options or {}))
+        self.results: dict[str, dict[str, Any]] = {}
+        self.predictions_dir: Path | None = None
+        self._descriptors: np.ndarray | None = None
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.model(images)
+
+    # ---- training
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor, Any], batch_idx: int):
+        images, labels, skipped = batch
+        descriptors = self(images)
+        loss, batch_acc = compute_loss(self.loss_fn, self.miner, descriptors.float(), labels)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(
+                f"loss is {loss.item()} at epoch {self.current_epoch}, step {self.global_step}; "
+                "the last good checkpoint is kept. Try a lower --lr or --gradient_clip_val"
+            )
+        batch_size = images.shape[0]
+        self.log("loss", loss, prog_bar=True, batch_size=batch_size)
+        self.log("b_acc", batch_acc, prog_bar=True, batch_size=batch_size)
+        skipped = int(skipped.sum()) if torch.is_tensor(skipped) else int(skipped)
+        self.log("skipped_images", float(skipped), reduce_fx="sum", on_step=False,
+                 on_epoch=True, batch_size=batch_size)
+        return loss
+
+    def configure_optimizers(self):
+        hp = self.hparams
+        params = self.parameters()
+        name = hp.optimizer.lower()
+        if name == "sgd":
+            optimizer = torch.optim.SGD(
+                params, lr=hp.lr, momentum=hp.momentum, weight_decay=hp.weight_decay
+            )
+        elif name == "adam":
+            optimizer = torch.optim.Adam(params, lr=hp.lr, weight_decay=hp.weight_decay)
+        elif name == "adamw":
+            optimizer = torch.optim.AdamW(params, lr=hp.lr, weight_decay=hp.weight_decay)
+        else:
+            raise ValueError(f"unknown --optimizer {hp.optimizer!r}; valid: sgd, adam, adamw")
+        scheduler_name = hp.scheduler.lower()
+        if scheduler_name == "none":
+            return optimizer
+        if scheduler_name == "cosine":
+            scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=hp.max_epochs)
+        elif scheduler_name == "step":
+            scheduler = torch.optim.lr_scheduler.StepLR(
+                optimizer, step_size=max(1, hp.max_epochs // 3), gamma=0.1
+            )
+        else:
+            raise ValueError(f"unknown --scheduler {hp.scheduler!r}; valid: none, cosine, step")
+        return {"optimizer": optimizer, "lr_scheduler": scheduler}
+
+    # ---- evaluation (validation and test share it)
+    def _eval_dataset(self, stage: str):
+        loaders = self.trainer.val_dataloaders if stage == "val" else self.trainer.test_dataloaders
+        return loaders.dataset
+
+    def _eval_start(self, stage: str) -> None:
+        dataset = self._eval_dataset(stage)
+        # One preallocated array, filled in place: memory never holds a list of batches.
+        self._descriptors = np.zeros((len(dataset), self.model.descriptors_dim), np.float32)
+
+    def _eval_step(self, batch: tuple[torch.Tensor, torch.Tensor]) -> None:
+        images, indices = batch
+        descriptors = self(images).float().cpu().numpy()
+        self._descriptors[indices.cpu().numpy()] = descriptors
+
+    def _eval_end(self, stage: str) -> None:
+        dataset = self._eval_dataset(stage)
+        descriptors = self._descriptors
+        self._descriptors = None
+        database = descriptors[: dataset.database_num]
+        queries = descriptors[dataset.database_num :]
+        recall_values = tuple(self.hparams.recall_values)
+        _, predictions = search(database, queries, max(recall_values))
+        recalls = recall_at_n(predictions, dataset.positives_per_query, recall_values)
+        for n, value in recalls.items():
+            self.log(f"{stage}/R@{n}", value, prog_bar=n == recall_values[0], sync_dist=False)
+        logger.info("Epoch %02d %s %s: %s", self.current_epoch, stage, dataset.root,
+                    format_recalls(recalls))
+        self.results[stage] = {
+            "dataset": str(dataset.root),
+            "database_num": dataset.database_num,
+            "queries_num": dataset.queries_num,
+            "positive_dist_threshold": dataset.positive_dist_threshold,
+            "recalls": {f"R@{n}": value for n, value in recalls.items()},
+        }
+        if stage == "test" and self.hparams.num_preds_to_save > 0 and self.predictions_dir:
+            saved = save_predictions(
+                self.predictions_dir,
+                dataset.query_paths,
+                dataset.database_paths,
+                predictions,
+                dataset.positives_per_query,
+                num_preds=self.hparams.num_preds_to_save,
+                only_wrong=self.hparams.save_only_wrong_preds,
+            )
+            logger.info("Saved predictions of %d queries in %s", saved, self.predictions_dir)
+
+    def on_validation_epoch_start(self) -> None:
+        self._eval_start("val")
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        self._eval_step(batch)
+
+    def on_validation_epoch_end(self) -> None:
+        self._eval_end("val")
+
+    def on_test_epoch_start(self) -> None:
+        self._eval_start("test")
+
+    def test_step(self, batch, batch_idx: int) -> None:
+        self._eval_step(batch)
+
+    def on_test_epoch_end(self) -> None:
+        self._eval_end("test")

@@ -1,0 +1,321 @@
+"""Running experiments: train (with validation and a final test), resume, test a checkpoint.
+
+Every entry point (`vpr train`, `vpr test`, main.py, main_ckpt.py, `vpr demo`) ends here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+import yaml
+from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
+from lightning.pytorch.loggers import TensorBoardLogger
+from torch.utils.data import DataLoader
+
+import vpr
+from vpr.cli.options import ARCHITECTURE_KEYS, MODULE_DEFAULTS, module_options
+from vpr.data.datasets import RetrievalSet, TrainPlaces, collate_places
+from vpr.data.transforms import eval_transform, train_transform
+from vpr.training.checkpoints import read_checkpoint_hparams
+from vpr.training.module import VPRModule
+from vpr.utils.logs import setup_logging
+from vpr.utils.atomic import write_json_atomic
+
+logger = logging.getLogger("vpr")
+
+
+class RunError(RuntimeError):
+    """A run cannot start: the message says why and what to do."""
+
+
+def run_dir_of(log_dir: str | Path, exp_name: str) -> Path:
+    """The folder of an experiment: <log_dir>/lightning_logs/<exp_name>."""
+    return Path(log_dir) / "lightning_logs" / exp_name
+
+
+def _precision(args: argparse.Namespace) -> str:
+    if args.precision:
+        return args.precision
+    # The seed trained in fp16 on its GPU; on a CPU full precision is the safe default.
+    return "16-mixed" if torch.cuda.is_available() and args.accelerator in ("auto", "gpu",
+                                                                            "cuda") else "32-true"
+
+
+def _devices(text: str) -> Any:
+    if text == "auto":
+        return "auto"
+    if "," in text:
+        return [int(part) for part in text.split(",") if part]
+    return int(text)
+
+
+def _require(path: str | None, flag: str) -> str:
+    if not path:
+        raise RunError(f"{flag} is required for this command")
+    return path
+
+
+def _eval_loader(dataset: RetrievalSet, args: argparse.Namespace) -> DataLoader:
+    batch_size = args.eval_batch_size or args.batch_size * args.img_per_place
+    return DataLoader(dataset, batch_size=batch_size, num_workers=args.num_workers,
+                      shuffle=False, persistent_workers=False)
+
+
+def _retrieval_set(path: str, hparams: dict[str, Any], args: argparse.Namespace) -> RetrievalSet:
+    size = hparams.get("image_size")
+    return RetrievalSet(path, eval_transform(tuple(size) if size else None),
+                        positive_dist_threshold=args.positive_dist_threshold)
+
+
+def _trainer(args: argparse.Namespace, **kwargs: Any) -> L.Trainer:
+    callbacks = list(kwargs.pop("callbacks", []))
+    if not args.no_progress_bar:
+        callbacks.append(TQDMProgressBar(refresh_rate=1))
+    return L.Trainer(
+        accelerator=args.accelerator,
+        devices=_devices(args.devices),
+        num_nodes=args.num_nodes,
+        strategy=args.strategy,
+        precision=_precision(args),
+        enable_progress_bar=not args.no_progress_bar,
+        enable_model_summary=False,
+        callbacks=callbacks,
+        **kwargs,
+    )
+
+
+def resolve_hparams(args: argparse.Namespace, checkpoint: str | None) -> dict[str, Any]:
+    """Hyper-parameters for the module: defaults < checkpoint < explicit flags.
+
+    Raises:
+        RunError: an explicit flag contradicts the checkpoint's architecture.
+    """
+    explicit = module_options(args)
+    hparams = dict(MODULE_DEFAULTS)
+    if checkpoint:
+        stored = read_checkpoint_hparams(checkpoint)
+        for key in ARCHITECTURE_KEYS + ("image_size",):
+            if key in explicit and key in stored and _norm(explicit[key]) != _norm(stored[key]):
+                raise RunError(
+                    f"--{key} {explicit[key]} contradicts the checkpoint {checkpoint}, which "
+                    f"was trained with {key}={stored[key]}; drop the flag to use the "
+                    "checkpoint's value"
+                )
+        hparams.update({k: v for k, v in stored.items() if k in MODULE_DEFAULTS})
+        # Weights come from the checkpoint: never download ImageNet weights to rebuild it.
+        hparams["pretrained"] = "none"
+    hparams.update(explicit)
+    hparams["vpr_version"] = vpr.__version__
+    return hparams
+
+
+def _norm(value: Any) -> Any:
+    if isinstance(value, (list, tuple)):
+        return tuple(value)
+    if isinstance(value, str):
+        return value.lower()
+    return value
+
+
+def _write_config(run_dir: Path, args: argparse.Namespace, hparams: dict[str, Any]) -> None:
+    config = {
+        "command": " ".join(shlex.quote(part) for part in sys.argv),
+        "vpr_version": vpr.__version__,
+        "args": {k: v for k, v in vars(args).items() if k != "func"},
+        "hparams": {k: list(v) if isinstance(v, tuple) else v for k, v in hparams.items()},
+    }
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    name = "config.yaml" if not (run_dir / "config.yaml").exists() else f"config-{stamp}.yaml"
+    (run_dir / name).write_text(yaml.safe_dump(config, sort_keys=False))
+
+
+def _save_test_results(run_dir: Path, module: VPRModule, extra: dict[str, Any]) -> Path:
+    results = dict(module.results["test"], **extra)
+    name = Path(results["dataset"]).resolve()
+    label = f"{name.parent.name}_{name.name}" if name.parent.name else name.name
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    path = run_dir / "results" / f"test_{label}_{stamp}.json"
+    write_json_atomic(path, results)
+    return path
+
+
+def train(args: argparse.Namespace) -> dict[str, Any]:
+    """Trains (or resumes), validating every epoch, then tests the best checkpoint.
+
+    Returns:
+        {"run_dir", "best_checkpoint", "last_checkpoint", "tests": [results...]}.
+    """
+    resume = getattr(args, "resume", None)
+    L.seed_everything(args.seed, workers=True)
+    if resume:
+        resume = _resolve_resume(resume, args)
+        run_dir = Path(resume).resolve().parent.parent
+        exp_name = run_dir.name
+        log_root = run_dir.parent.parent
+    else:
+        exp_name = args.exp_name or time.strftime("%Y-%m-%d_%H-%M-%S")
+        log_root = Path(args.log_dir)
+        run_dir = run_dir_of(log_root, exp_name)
+        if run_dir.exists():
+            raise RunError(
+                f"{run_dir} already exists and is never overwritten; choose another --exp_name, "
+                f"or continue it with: vpr train --resume {run_dir}/checkpoints/last.ckpt"
+            )
+    hparams = resolve_hparams(args, resume)
+    _fill_paths_from_previous(args, run_dir if resume else None)
+    train_path = _require(args.train_path, "--train_path")
+    val_path = _require(args.val_path, "--val_path")
+    size = hparams["image_size"]
+    # Build every dataset before any long work: bad input fails here, in seconds.
+    train_set = TrainPlaces(train_path, train_transform(tuple(size) if size else None,
+                                                        args.randaugment_ops),
+                            img_per_place=args.img_per_place,
+                            min_img_per_place=args.min_img_per_place)
+    val_set = _retrieval_set(val_path, hparams, args)
+    test_sets = [_retrieval_set(path, hparams, args) for path in (args.test_path or [])]
+    module = VPRModule(**hparams)
+
+    run_dir.mkdir(parents=True, exist_ok=bool(resume))
+    setup_logging(run_dir)
+    logger.info("Command: %s", " ".join(shlex.quote(part) for part in sys.argv))
+    logger.info("Run folder: %s", run_dir)
+    logger.info("Train: %d places; val: %s; tests: %s", len(train_set), val_set, test_sets)
+    _write_config(run_dir, args, hparams)
+
+    train_loader = DataLoader(
+        train_set, batch_size=args.batch_size, shuffle=True, num_workers=args.num_workers,
+        collate_fn=collate_places, drop_last=False, persistent_workers=args.num_workers > 0,
+    )
+    checkpoint_cb = ModelCheckpoint(
+        dirpath=run_dir / "checkpoints",
+        filename="best_epoch={epoch:02d}_R@1={val/R@1:.2f}",
+        monitor="val/R@1", mode="max", save_top_k=1, save_last=True,
+        auto_insert_metric_name=False,
+    )
+    tb_logger = TensorBoardLogger(save_dir=str(log_root), name="lightning_logs",
+                                  version=exp_name, default_hp_metric=False)
+    trainer = _trainer(
+        args,
+        max_epochs=hparams["max_epochs"],
+        logger=tb_logger,
+        callbacks=[checkpoint_cb],
+        num_sanity_val_steps=0,
+        check_val_every_n_epoch=1,
+        log_every_n_steps=min(20, max(1, len(train_loader))),
+        gradient_clip_val=args.gradient_clip_val,
+        limit_train_batches=args.limit_train_batches,
+        deterministic=False,
+    )
+    val_loader = _eval_loader(val_set, args)
+    if not resume:
+        # Like the seed: a first validation shows the untrained model's recall.
+        trainer.validate(module, dataloaders=val_loader, verbose=False)
+    trainer.fit(module, train_dataloaders=train_loader, val_dataloaders=val_loader,
+                ckpt_path=resume, weights_only=False)
+    best = checkpoint_cb.best_model_path or checkpoint_cb.last_model_path
+    last = str(run_dir / "checkpoints" / "last.ckpt")
+    logger.info("Best checkpoint: %s", best)
+    tests = []
+    for test_set in test_sets:
+        tests.append(_test_one(trainer, module, test_set, args, run_dir, best))
+    return {"run_dir": run_dir, "best_checkpoint": best, "last_checkpoint": last,
+            "tests": tests}
+
+
+def _test_one(trainer: L.Trainer, module: VPRModule, test_set: RetrievalSet,
+              args: argparse.Namespace, run_dir: Path, checkpoint: str) -> dict[str, Any]:
+    module.predictions_dir = run_dir / "predictions" / test_set.root.name
+    trainer.test(module, dataloaders=_eval_loader(test_set, args), ckpt_path=checkpoint,
+                 verbose=False, weights_only=False)
+    path = _save_test_results(run_dir, module, {"checkpoint": str(checkpoint)})
+    logger.info("Test %s: %s (saved %s)", test_set.root,
+                ", ".join(f"{k}: {v:.2f}" for k, v in module.results["test"]["recalls"].items()),
+                path)
+    return dict(module.results["test"], results_file=str(path))
+
+
+def test(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Tests a checkpoint on every --test_path; no training. Returns one result per set."""
+    checkpoint = _require(getattr(args, "ckpt_path", None), "--ckpt_path")
+    hparams = resolve_hparams(args, checkpoint)
+    test_paths = args.test_path or []
+    if not test_paths:
+        raise RunError("--test_path is required: the folder(s) with database/ and queries/")
+    test_sets = [_retrieval_set(path, hparams, args) for path in test_paths]
+    run_dir = Path(checkpoint).resolve().parent.parent
+    if not (run_dir / "checkpoints").is_dir():
+        run_dir = Path(checkpoint).resolve().parent
+    setup_logging(run_dir, file_prefix="test_")
+    logger.info("Command: %s", " ".join(shlex.quote(part) for part in sys.argv))
+    module = VPRModule.load_from_checkpoint(checkpoint, map_location="cpu", weights_only=True,
+                                            **_load_overrides(hparams))
+    L.seed_everything(args.seed, workers=True)
+    trainer = _trainer(args, logger=False)
+    results = []
+    for test_set in test_sets:
+        module.predictions_dir = run_dir / "predictions" / test_set.root.name
+        trainer.test(module, dataloaders=_eval_loader(test_set, args), verbose=False)
+        path = _save_test_results(run_dir, module, {"checkpoint": str(checkpoint)})
+        recalls = module.results["test"]["recalls"]
+        logger.info("Test %s: %s (saved %s)", test_set.root,
+                    ", ".join(f"{k}: {v:.2f}" for k, v in recalls.items()), path)
+        results.append(dict(module.results["test"], results_file=str(path)))
+    return results
+
+
+def evaluate(module: VPRModule, test_paths: list[str], hparams: dict[str, Any],
+             args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Recall@N of a module (trained or not) on each test set; nothing is written."""
+    test_sets = [_retrieval_set(path, hparams, args) for path in test_paths]
+    trainer = _trainer(args, logger=False)
+    results = []
+    for test_set in test_sets:
+        trainer.test(module, dataloaders=_eval_loader(test_set, args), verbose=False)
+        results.append(dict(module.results["test"]))
+    return results
+
+
+def _load_overrides(hparams: dict[str, Any]) -> dict[str, Any]:
+    # Evaluation settings may differ from training; the architecture may not.
+    keys = ("pretrained", "recall_values", "num_preds_to_save", "save_only_wrong_preds")
+    return {key: hparams[key] for key in keys}
+
+
+def _resolve_resume(resume: str, args: argparse.Namespace) -> str:
+    """The checkpoint to resume: a path, or 'auto' for the newest valid one of --exp_name."""
+    if resume != "auto":
+        if not Path(resume).is_file():
+            raise RunError(f"{resume}: checkpoint to resume not found")
+        return resume
+    if not args.exp_name:
+        raise RunError("--resume auto needs --exp_name to know which run to continue")
+    folder = run_dir_of(args.log_dir, args.exp_name) / "checkpoints"
+    candidates = sorted(folder.glob("*.ckpt"), key=os.path.getmtime, reverse=True)
+    for candidate in candidates:
+        try:
+            read_checkpoint_hparams(candidate)
+        except Exception:  # noqa: BLE001 - a broken file is skipped, the next one is tried
+            logger.warning("Skipping unreadable checkpoint %s", candidate)
+            continue
+        return str(candidate)
+    raise RunError(f"{folder}: no valid checkpoint to resume")
+
+
+def _fill_paths_from_previous(args: argparse.Namespace, run_dir: Path | None) -> None:
+    """On resume, data paths not given on the command line come from the run's config."""
+    if run_dir is None or not (run_dir / "config.yaml").is_file():
+        return
+    previous = yaml.safe_load((run_dir / "config.yaml").read_text()).get("args", {})
+    for key in ("train_path", "val_path", "test_path"):
+        if getattr(args, key, None) is None and previous.get(key):
+            setattr(args, key, previous[key])

@@ -1,0 +1,53 @@
+"""Shared fixtures: tiny hand-made datasets in the real on-disk format."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from vpr.data.geotag import GeoTag, format_filename
+
+
+def write_image(folder: Path, east: float, north: float, note: str, seed: int,
+                size: tuple[int, int] = (32, 32), extension: str = ".jpg") -> Path:
+    """Writes a small random image named in the @-format; returns its path."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    pixels = rng.integers(0, 256, size=(size[1], size[0], 3), dtype=np.uint8)
+    name = format_filename(GeoTag(utm_east=east, utm_north=north, utm_zone_number=33,
+                                  utm_zone_letter="T", note=note), extension)
+    path = folder / name
+    Image.fromarray(pixels).save(path)
+    return path
+
+
+@pytest.fixture
+def tiny_train(tmp_path: Path) -> Path:
+    """6 places in 2 cities: places 0-4 have 4 images, place 5 has 2 (dropped by default)."""
+    root = tmp_path / "train"
+    seed = 0
+    for place in range(6):
+        city = "Rome" if place < 3 else "Oslo"
+        count = 4 if place < 5 else 2
+        for image in range(count):
+            seed += 1
+            write_image(root / city, 1000.0 * place + image, 5000.0, f"{place:04d}_{city}", seed)
+    return root
+
+
+@pytest.fixture
+def tiny_retrieval(tmp_path: Path) -> Path:
+    """A test set: database on a line every 10 m; 3 queries placed by hand."""
+    root = tmp_path / "test"
+    for index in range(10):
+        write_image(root / "database", 500000.0 + 10 * index, 4000000.0, f"db{index}", index)
+    # Query 0 at 3 m from db0 and 13 m from db1: with 25 m, db0..db2 are positives.
+    write_image(root / "queries", 500003.0, 4000000.0, "q0", 100)
+    # Query 1 exactly between db4 and db5 and 20 m north.
+    write_image(root / "queries", 500045.0, 4000020.0, "q1", 101)
+    # Query 2 far away: no positive.
+    write_image(root / "queries", 600000.0, 4000000.0, "q2", 102)
+    return root
