@@ -3,13 +3,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import write_image
 from torch.utils.data import DataLoader
 
 from vpr.data.datasets import RetrievalSet, TrainPlaces, collate_places, positives_within
 from vpr.data.geotag import GeoTagError
 from vpr.data.transforms import eval_transform, train_transform
-
-from conftest import write_image
 
 
 def test_places_are_grouped_by_note_and_small_places_dropped(tiny_train):

@@ -4,7 +4,10 @@ import pytest
 
 from vpr.data.geotag import GeoTag, GeoTagError, format_filename, parse_filename
 
-FULL = "@0543256.08@4180623.52@10@S@37.77123456@-122.41234567@pano7@3@90.00@0.00@0.00@2.50@2017-01@0042_SanFrancisco@.jpg"
+FULL = (
+    "@0543256.08@4180623.52@10@S@37.77123456@-122.41234567@pano7@3@90.00@0.00@0.00@2.50"
+    "@2017-01@0042_SanFrancisco@.jpg"
+)
 
 
 def test_parse_full_name():
@@ -12,7 +15,8 @@ def test_parse_full_name():
     assert tag.utm_east == pytest.approx(543256.08)
     assert tag.utm_north == pytest.approx(4180623.52)
     assert tag.utm_zone_number == 10 and tag.utm_zone_letter == "S"
-    assert tag.latitude == pytest.approx(37.77123456) and tag.longitude == pytest.approx(-122.41234567)
+    assert tag.latitude == pytest.approx(37.77123456)
+    assert tag.longitude == pytest.approx(-122.41234567)
     assert tag.pano_id == "pano7" and tag.heading == 90.0 and tag.height == 2.5
     assert tag.timestamp == "2017-01" and tag.note == "0042_SanFrancisco"
     # The DESIGN's rule: index -2 of split('@') is the note.

@@ -6,7 +6,6 @@ Every entry point (`vpr train`, `vpr test`, main.py, main_ckpt.py, `vpr demo`) e
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import shlex
@@ -28,8 +27,8 @@ from vpr.data.datasets import RetrievalSet, TrainPlaces, collate_places
 from vpr.data.transforms import eval_transform, train_transform
 from vpr.training.checkpoints import read_checkpoint_hparams
 from vpr.training.module import VPRModule
-from vpr.utils.logs import setup_logging
 from vpr.utils.atomic import write_json_atomic
+from vpr.utils.logs import setup_logging
 
 logger = logging.getLogger("vpr")
 

@@ -9,6 +9,18 @@ from pathlib import Path
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
+class _ConsoleHandler(logging.StreamHandler):
+    """Writes to whatever sys.stdout is now (it may be replaced, e.g. by pytest or tqdm)."""
+
+    @property
+    def stream(self):  # type: ignore[override]
+        return sys.stdout
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
+
+
 def setup_logging(run_dir: str | Path | None = None, file_prefix: str = "") -> None:
     """Sends the `vpr` logger to the console (INFO) and to ``run_dir`` (INFO and DEBUG files)."""
     root = logging.getLogger("vpr")
@@ -17,7 +29,7 @@ def setup_logging(run_dir: str | Path | None = None, file_prefix: str = "") -> N
     for handler in list(root.handlers):
         root.removeHandler(handler)
         handler.close()
-    console = logging.StreamHandler(sys.stdout)
+    console = _ConsoleHandler()
     console.setLevel(logging.INFO)
     console.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
     root.addHandler(console)

@@ -1,0 +1,328 @@
+"""pytorch-metric-learning losses and miners by exact name, with the seed's hyper-parameters.
+
+The defaults live in two plain-data tables, ``LOSS_DEFAULTS`` and ``MINER_DEFAULTS``, so a
+config can show them and override any of them. A ``distance`` is written there as the name of
+a pytorch-metric-learning distance ("DotProductSimilarity") and built when the loss is.
+
+``CentroidTripletLoss`` is the one loss defined here: pytorch-metric-learning removed it in
+2.0 (its issue #451) and this project requires pml >= 2.3, so ``CentroidTripletLoss`` below
+re-states the paper's loss on top of pml's ``TripletMarginLoss``. It builds its own triplets
+(sample -> centroid of its place -> centroid of every other place), so it takes no miner
+output: ``compute_loss`` does not run the miner for it (see ``loss_accepts_miner_output``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from pytorch_metric_learning import distances, losses, miners
+from pytorch_metric_learning.reducers import AvgNonZeroReducer
+
+# The seed's miner margin, used by ``build_miner`` when none is given.
+DEFAULT_MINER_MARGIN = 0.1
+
+LOSS_DEFAULTS: dict[str, dict[str, Any]] = {
+    "SupConLoss": {"temperature": 0.07},
+    "CircleLoss": {"m": 0.4, "gamma": 80},
+    "MultiSimilarityLoss": {
+        "alpha": 1.0,
+        "beta": 50,
+        "base": 0.0,
+        "distance": "DotProductSimilarity",
+    },
+    "ContrastiveLoss": {"pos_margin": 0, "neg_margin": 1},
+    "Lifted": {"neg_margin": 0, "pos_margin": 1, "distance": "DotProductSimilarity"},
+    "FastAPLoss": {"num_bins": 30},
+    "NTXentLoss": {"temperature": 0.07},
+    "TripletMarginLoss": {
+        "margin": 0.1,
+        "swap": False,
+        "smooth_loss": False,
+        "triplets_per_anchor": "all",
+    },
+    "CentroidTripletLoss": {
+        "margin": 0.05,
+        "swap": False,
+        "smooth_loss": False,
+        "triplets_per_anchor": "all",
+    },
+}
+
+# The margin-like key of each miner is set from ``build_miner``'s ``margin`` argument; the value
+# shown here is the seed's default for that argument.
+MINER_DEFAULTS: dict[str, dict[str, Any]] = {
+    "TripletMarginMiner": {"margin": DEFAULT_MINER_MARGIN, "type_of_triplets": "semihard"},
+    "MultiSimilarityMiner": {"epsilon": DEFAULT_MINER_MARGIN, "distance": "CosineSimilarity"},
+    "PairMarginMiner": {"pos_margin": 0.7, "neg_margin": 0.3, "distance": "DotProductSimilarity"},
+    "NoMiner": {},
+}
+
+# Which option of each miner the ``margin`` argument of ``build_miner`` sets.
+MINER_MARGIN_KEYS: dict[str, str] = {
+    "TripletMarginMiner": "margin",
+    "MultiSimilarityMiner": "epsilon",
+}
+
+DISTANCES: dict[str, type[distances.BaseDistance]] = {
+    "CosineSimilarity": distances.CosineSimilarity,
+    "DotProductSimilarity": distances.DotProductSimilarity,
+    "LpDistance": distances.LpDistance,
+}
+
+
+class CentroidTripletLoss(losses.BaseMetricLossFunction):
+    """Triplet loss between each sample, its place's centroid and the other places' centroids.
+
+    From "On the Unreasonable Effectiveness of Centroids in Image Retrieval" (Wieczorek et
+    al., 2021): the positive is the mean of the *other* samples of the anchor's label, the
+    negatives are the means of every other label. Every label needs at least 2 samples.
+    """
+
+    def __init__(
+        self,
+        margin: float = 0.05,
+        swap: bool = False,
+        smooth_loss: bool = False,
+        triplets_per_anchor: int | str = "all",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.margin = margin
+        # compute_loss passes every centroid triplet, so triplets_per_anchor is only recorded;
+        # the wrapped loss shares this loss's distance (this loss's reducer reduces its output).
+        self.triplet_loss = losses.TripletMarginLoss(
+            margin=margin,
+            swap=swap,
+            smooth_loss=smooth_loss,
+            triplets_per_anchor=triplets_per_anchor,
+            distance=self.distance,
+        )
+
+    def compute_loss(self, embeddings, labels, indices_tuple, ref_emb, ref_labels):
+        """Builds centroid triplets and returns the wrapped TripletMarginLoss's loss dict."""
+        if indices_tuple is not None:
+            raise ValueError("CentroidTripletLoss builds its own triplets: pass no miner output")
+        if ref_emb is not None and ref_emb is not embeddings:
+            raise ValueError("CentroidTripletLoss does not support ref_emb")
+        if labels is None:
+            raise ValueError("CentroidTripletLoss needs labels")
+        classes, label_idx, counts = torch.unique(labels, return_inverse=True, return_counts=True)
+        if int(counts.min()) < 2:
+            singletons = classes[counts < 2].tolist()
+            raise ValueError(
+                f"CentroidTripletLoss needs >= 2 samples per label; these have 1: {singletons}"
+            )
+        num_samples, num_classes = embeddings.shape[0], classes.shape[0]
+        one_hot = torch.nn.functional.one_hot(label_idx, num_classes).to(embeddings.dtype)
+        class_sums = one_hot.T @ embeddings  # (C, D)
+        class_centroids = class_sums / counts.to(embeddings.dtype).unsqueeze(1)
+        # Leave the anchor out of its own positive centroid, as the paper does.
+        positive_centroids = (class_sums[label_idx] - embeddings) / (
+            counts[label_idx].to(embeddings.dtype).unsqueeze(1) - 1
+        )
+        all_embeddings = torch.cat([embeddings, positive_centroids, class_centroids])
+        all_labels = torch.cat([labels, labels, classes])
+        # Triplets: anchor i, positive N+i, negative 2N+c for every class c != label of i.
+        anchor, negative_class = torch.nonzero(one_hot == 0, as_tuple=True)
+        indices = (anchor, anchor + num_samples, negative_class + 2 * num_samples)
+        return self.triplet_loss.compute_loss(all_embeddings, all_labels, indices, None, None)
+
+    def get_default_reducer(self):
+        """Averages over the triplets with a non-zero loss, as pml's triplet loss does."""
+        return AvgNonZeroReducer()
+
+
+_LOSS_CLASSES: dict[str, Callable[..., torch.nn.Module]] = {
+    "SupConLoss": losses.SupConLoss,
+    "CircleLoss": losses.CircleLoss,
+    "MultiSimilarityLoss": losses.MultiSimilarityLoss,
+    "ContrastiveLoss": losses.ContrastiveLoss,
+    "Lifted": losses.GeneralizedLiftedStructureLoss,
+    "FastAPLoss": losses.FastAPLoss,
+    "NTXentLoss": losses.NTXentLoss,
+    "TripletMarginLoss": losses.TripletMarginLoss,
+    "CentroidTripletLoss": CentroidTripletLoss,
+}
+
+_MINER_CLASSES: dict[str, Callable[..., miners.BaseMiner]] = {
+    "TripletMarginMiner": miners.TripletMarginMiner,
+    "MultiSimilarityMiner": miners.MultiSimilarityMiner,
+    "PairMarginMiner": miners.PairMarginMiner,
+}
+
+# Losses that cannot take a miner's indices tuple.
+_LOSSES_WITHOUT_MINER = (CentroidTripletLoss,)
+
+
+def list_losses() -> list[str]:
+    """Returns the names ``build_loss`` accepts."""
+    return list(LOSS_DEFAULTS)
+
+
+def list_miners() -> list[str]:
+    """Returns the names ``build_miner`` accepts ("NoMiner" builds no miner)."""
+    return list(MINER_DEFAULTS)
+
+
+def _resolve_name(name: str, valid: list[str], kind: str) -> str:
+    """Returns the registered name equal to ``name``, exactly or ignoring case."""
+    if name in valid:
+        return name
+    # Whole-name comparison only: a substring test would send "TripletMarginLoss" to
+    # "CentroidTripletLoss" (or the reverse) depending on the order of the checks.
+    matches = [candidate for candidate in valid if candidate.casefold() == name.casefold()]
+    if len(matches) == 1:
+        return matches[0]
+    raise ValueError(f"unknown {kind} {name!r}; valid names: {', '.join(valid)}")
+
+
+def _build_distance(value: Any) -> Any:
+    """Turns a distance name into a pml distance; returns anything else unchanged."""
+    if not isinstance(value, str):
+        return value
+    return DISTANCES[_resolve_name(value, list(DISTANCES), "distance")]()
+
+
+def _construct(kind: str, name: str, factory: Callable[..., Any], options: dict[str, Any]):
+    """Calls ``factory(**options)``; a misspelt option becomes a ValueError naming it."""
+    options = dict(options)
+    if "distance" in options:
+        options["distance"] = _build_distance(options["distance"])
+    try:
+        return factory(**options)
+    except TypeError as error:
+        raise ValueError(
+            f"bad option for {kind} {name}: {error}; its defaults are "
+            f"{(LOSS_DEFAULTS if kind == 'loss' else MINER_DEFAULTS)[name]}"
+        ) from error
+
+
+def build_loss(name: str, **overrides: Any) -> torch.nn.Module:
+    """Builds the pytorch-metric-learning loss ``name`` with the seed's defaults.
+
+    Args:
+        name: one of ``list_losses()``, matched exactly (case-insensitively).
+        **overrides: options replacing the defaults; ``distance`` may be a distance name.
+
+    Returns:
+        The loss module.
+    """
+    name = _resolve_name(name, list_losses(), "loss")
+    options = {**LOSS_DEFAULTS[name], **overrides}
+    return _construct("loss", name, _LOSS_CLASSES[name], options)
+
+
+def build_miner(
+    name: str, margin: float = DEFAULT_MINER_MARGIN, **overrides: Any
+) -> miners.BaseMiner | None:
+    """Builds the pytorch-metric-learning miner ``name``; "NoMiner" gives ``None``.
+
+    Args:
+        name: one of ``list_miners()``, matched exactly (case-insensitively).
+        margin: the miner's margin (TripletMarginMiner's ``margin``, MultiSimilarityMiner's
+            ``epsilon``); ignored by miners without one. An explicit override wins over it.
+        **overrides: options replacing the defaults; ``distance`` may be a distance name.
+
+    Returns:
+        The miner, or ``None`` for "NoMiner".
+    """
+    name = _resolve_name(name, list_miners(), "miner")
+    if name == "NoMiner":
+        if overrides:
+            raise ValueError(f"NoMiner takes no options, got {sorted(overrides)}")
+        return None
+    options = dict(MINER_DEFAULTS[name])
+    if name in MINER_MARGIN_KEYS:
+        options[MINER_MARGIN_KEYS[name]] = margin
+    options.update(overrides)
+    return _construct("miner", name, _MINER_CLASSES[name], options)
+
+
+def _parse_value(text: str) -> Any:
+    """Types a command-line value: bool, None, int, float, else the string itself."""
+    lowered = text.lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    if lowered in ("none", "null"):
+        return None
+    for convert in (int, float):
+        try:
+            return convert(text)
+        except ValueError:
+            pass
+    return text
+
+
+def parse_overrides(items: list[str] | None) -> dict[str, Any]:
+    """Turns ``["alpha=2", "swap=true"]`` (``--loss_option KEY=VALUE``) into typed options.
+
+    Values become bool ("true"/"false"), None ("none"), int, float, or stay strings.
+    A malformed item (no "=", empty key or value, repeated key) raises ValueError naming it.
+    """
+    options: dict[str, Any] = {}
+    for item in items or []:
+        key, separator, value = item.partition("=")
+        key, value = key.strip(), value.strip()
+        if not separator or not key.isidentifier() or not value:
+            raise ValueError(f"malformed option {item!r}: expected KEY=VALUE, e.g. alpha=2")
+        if key in options:
+            raise ValueError(f"option {key!r} given twice ({item!r})")
+        options[key] = _parse_value(value)
+    return options
+
+
+def loss_accepts_miner_output(loss_fn: torch.nn.Module) -> bool:
+    """Tells whether ``loss_fn`` can be given a miner's indices tuple."""
+    return not isinstance(loss_fn, _LOSSES_WITHOUT_MINER)
+
+
+MinerFn = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, ...]]
+
+
+def compute_loss(
+    loss_fn: torch.nn.Module,
+    miner: MinerFn | None,
+    descriptors: torch.Tensor,
+    labels: torch.Tensor,
+) -> tuple[torch.Tensor, float]:
+    """Computes the loss of a batch, mining first when a miner is given.
+
+    Args:
+        loss_fn: a loss from ``build_loss``.
+        miner: a miner from ``build_miner`` (or any callable with the same output), or None.
+        descriptors: (B, D) descriptors.
+        labels: (B,) place labels.
+
+    Returns:
+        ``(loss, b_acc)``: b_acc is the seed's share of samples the miner left out,
+        ``1 - distinct anchors of the miner output / B``; 0.0 without a miner, and for losses
+        that take no miner output (CentroidTripletLoss), where the miner is not run at all.
+    """
+    if miner is None or not loss_accepts_miner_output(loss_fn):
+        return loss_fn(descriptors, labels), 0.0
+    miner_output = miner(descriptors, labels)
+    loss = loss_fn(descriptors, labels, miner_output)
+    # Samples that are no anchor of any mined pair/triplet are already "easy" for the model:
+    # the seed reports their share as a batch accuracy.
+    mined_anchors = torch.unique(miner_output[0]).numel()
+    b_acc = 1.0 - mined_anchors / descriptors.shape[0]
+    return loss, b_acc
+
+
+__all__ = [
+    "DEFAULT_MINER_MARGIN",
+    "DISTANCES",
+    "LOSS_DEFAULTS",
+    "MINER_DEFAULTS",
+    "MINER_MARGIN_KEYS",
+    "CentroidTripletLoss",
+    "build_loss",
+    "build_miner",
+    "compute_loss",
+    "list_losses",
+    "list_miners",
+    "loss_accepts_miner_output",
+    "parse_overrides",
+]
