@@ -41,10 +41,13 @@ def test_train_writes_best_last_logs_config_and_results(trained_run):
     for name in ("info.log", "debug.log", "config.yaml"):
         assert (trained_run / name).is_file(), name
     assert list(trained_run.glob("events.out.tfevents.*"))
-    results = list((trained_run / "results").glob("test_*.json"))
+    results = list((trained_run / "results").glob("test_*/results.json"))
     assert len(results) == 1
+    for name in ("per_query.csv", "recall_at_n.png"):
+        assert (results[0].parent / name).is_file(), name
     data = json.loads(results[0].read_text())
     assert set(data["recalls"]) == {"R@1", "R@5", "R@10", "R@20"}
+    assert set(data["recalls_per_threshold"]) == {"10m", "25m", "50m", "100m"}
     # 3 queries, one without any positive: R@20 (every database image) is 2 of 3.
     assert data["recalls"]["R@20"] == pytest.approx(200 / 3)
     last = torch.load(trained_run / "checkpoints" / "last.ckpt", weights_only=True)
@@ -52,15 +55,16 @@ def test_train_writes_best_last_logs_config_and_results(trained_run):
 
 
 def test_test_only_reproduces_the_final_test(trained_run, tiny_retrieval, capsys):
-    first = json.loads(next((trained_run / "results").glob("test_*.json")).read_text())
+    first = json.loads(next((trained_run / "results").glob("test_*/results.json")).read_text())
     best = first["checkpoint"]
     code = vpr_main(["test", "--ckpt_path", best, "--test_path", str(tiny_retrieval),
                      "--num_workers", "0", "--no_progress_bar", "--accelerator", "cpu"])
     assert code == 0
-    files = sorted((trained_run / "results").glob("test_*.json"))
-    assert len(files) == 2 or json.loads(files[-1].read_text())["recalls"] == first["recalls"]
+    files = sorted((trained_run / "results").glob("test_*/results.json"))
+    assert len(files) == 2
     again = [json.loads(f.read_text()) for f in files]
     assert all(r["recalls"] == first["recalls"] for r in again)
+    assert all(r["localization_error"] == first["localization_error"] for r in again)
 
 
 def test_resume_continues_the_epoch_count(trained_run, tiny_train, tiny_retrieval):

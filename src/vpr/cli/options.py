@@ -35,6 +35,8 @@ MODULE_DEFAULTS: dict[str, Any] = {
     "recall_values": (1, 5, 10, 20),
     "num_preds_to_save": 0,
     "save_only_wrong_preds": False,
+    "group_rule": "auto",
+    "dist_thresholds": (10.0, 25.0, 50.0, 100.0),
 }
 
 # Options whose value must match the checkpoint: they define the network.
@@ -141,6 +143,13 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
                             "(default: 0, off)")
     group.add_argument("--save_only_wrong_preds", action="store_true", default=None,
                        help="with --num_preds_to_save, only save queries whose top-1 is wrong")
+    group.add_argument("--group_rule", type=str, default=None,
+                       help="report recalls per query group: auto (day/sunset/night in file "
+                            "names), none, folder, field:NAME (an @-field, e.g. field:note), or "
+                            "regex:PATTERN (first capture group) (default: auto)")
+    group.add_argument("--dist_thresholds", type=float, nargs="+", default=None, metavar="M",
+                       help="also report recalls at these distance thresholds in metres "
+                            "(default: 10 25 50 100)")
 
 
 def add_run_options(parser: argparse.ArgumentParser) -> None:
@@ -186,8 +195,10 @@ def module_options(args: argparse.Namespace) -> dict[str, Any]:
         if value is None:
             continue
         if key == "image_size":
-            value = (value[0], value[0]) if len(value) == 1 else tuple(value[:2])
-        if key == "recall_values":
+            if len(value) > 2:
+                raise ValueError(f"--image_size takes H [W], got {len(value)} numbers")
+            value = (value[0], value[0]) if len(value) == 1 else tuple(value)
+        if key in ("recall_values", "dist_thresholds"):
             value = tuple(sorted(set(value)))
         explicit[key] = value
     return explicit

@@ -12,6 +12,7 @@ import torch
 
 from vpr.eval.metrics import format_recalls, recall_at_n
 from vpr.eval.predictions import save_predictions
+from vpr.eval.report import evaluate_retrieval, per_query_rows, write_results
 from vpr.eval.search import search
 from vpr.models.model import build_model
 from vpr.training.losses import build_loss, build_miner, compute_loss
@@ -53,6 +54,8 @@ class VPRModule(L.LightningModule):
         recall_values: tuple[int, ...] = (1, 5, 10, 20),
         num_preds_to_save: int = 0,
         save_only_wrong_preds: bool = False,
+        group_rule: str = "auto",
+        dist_thresholds: tuple[float, ...] = (10.0, 25.0, 50.0, 100.0),
         vpr_version: str = "",
     ) -> None:
         super().__init__()
@@ -69,6 +72,7 @@ class VPRModule(L.LightningModule):
         self.miner = build_miner(miner_name, miner_margin, **dict(miner_options or {}))
         self.results: dict[str, dict[str, Any]] = {}
         self.predictions_dir: Path | None = None
+        self.report_dir: Path | None = None
         self._descriptors: np.ndarray | None = None
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
@@ -141,19 +145,38 @@ class VPRModule(L.LightningModule):
         database = descriptors[: dataset.database_num]
         queries = descriptors[dataset.database_num :]
         recall_values = tuple(self.hparams.recall_values)
-        _, predictions = search(database, queries, max(recall_values))
+        distances, predictions = search(database, queries, max(recall_values))
+        report = evaluate_retrieval(
+            dataset.database_utm, dataset.query_utm, dataset.query_paths,
+            dataset.database_paths, predictions, distances, n_values=recall_values,
+            thresholds=tuple(self.hparams.dist_thresholds), group_rule=self.hparams.group_rule,
+            positive_dist_threshold=dataset.positive_dist_threshold,
+            positives_per_query=dataset.positives_per_query,
+        )
         recalls = recall_at_n(predictions, dataset.positives_per_query, recall_values)
         for n, value in recalls.items():
-            self.log(f"{stage}/R@{n}", value, prog_bar=n == recall_values[0], sync_dist=False)
+            self.log(f"{stage}/R@{n}", value, prog_bar=n == recall_values[0])
+        for group, group_report in report.get("recalls_per_group", {}).items():
+            first = group_report["recalls"].get(f"R@{recall_values[0]}")
+            if first is not None:
+                self.log(f"{stage}/{group}/R@{recall_values[0]}", first)
         logger.info("Epoch %02d %s %s: %s", self.current_epoch, stage, dataset.root,
                     format_recalls(recalls))
         self.results[stage] = {
             "dataset": str(dataset.root),
             "database_num": dataset.database_num,
             "queries_num": dataset.queries_num,
-            "positive_dist_threshold": dataset.positive_dist_threshold,
+            **report,
             "recalls": {f"R@{n}": value for n, value in recalls.items()},
         }
+        if stage == "test" and self.report_dir is not None:
+            rows = per_query_rows(
+                dataset.database_utm, dataset.query_utm, dataset.query_paths,
+                dataset.database_paths, predictions, distances, top_k=min(5, predictions.shape[1]),
+                positive_dist_threshold=dataset.positive_dist_threshold,
+                group_rule=self.hparams.group_rule,
+            )
+            write_results(self.report_dir, self.results[stage], rows)
         if stage == "test" and self.hparams.num_preds_to_save > 0 and self.predictions_dir:
             saved = save_predictions(
                 self.predictions_dir,

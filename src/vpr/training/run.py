@@ -138,14 +138,38 @@ def _write_config(run_dir: Path, args: argparse.Namespace, hparams: dict[str, An
     (run_dir / name).write_text(yaml.safe_dump(config, sort_keys=False))
 
 
-def _save_test_results(run_dir: Path, module: VPRModule, extra: dict[str, Any]) -> Path:
-    results = dict(module.results["test"], **extra)
-    name = Path(results["dataset"]).resolve()
-    label = f"{name.parent.name}_{name.name}" if name.parent.name else name.name
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    path = run_dir / "results" / f"test_{label}_{stamp}.json"
-    write_json_atomic(path, results)
-    return path
+def _report_dir(run_dir: Path, test_set: RetrievalSet) -> Path:
+    """A new folder for one test's results: results/test_<set>_<timestamp>[_n]/."""
+    root = test_set.root.resolve()
+    label = f"{root.parent.name}_{root.name}" if root.parent.name else root.name
+    base = run_dir / "results" / f"test_{label}_{time.strftime('%Y%m%d-%H%M%S')}"
+    folder, counter = base, 1
+    while folder.exists():  # two tests within a second never share a folder
+        counter += 1
+        folder = base.with_name(f"{base.name}_{counter}")
+    return folder
+
+
+def _run_test(trainer: L.Trainer, module: VPRModule, test_set: RetrievalSet,
+              args: argparse.Namespace, run_dir: Path, checkpoint: str,
+              ckpt_path: str | None) -> dict[str, Any]:
+    """Tests one set; writes results.json, per_query.csv and a recall plot; logs recalls."""
+    module.predictions_dir = run_dir / "predictions" / test_set.root.name
+    module.report_dir = _report_dir(run_dir, test_set)
+    module.results.pop("test", None)
+    if ckpt_path:
+        trainer.test(module, dataloaders=_eval_loader(test_set, args), ckpt_path=ckpt_path,
+                     verbose=False, weights_only=False)
+    else:
+        trainer.test(module, dataloaders=_eval_loader(test_set, args), verbose=False)
+    # The report was written by the module; add where the numbers came from.
+    result = dict(module.results["test"], checkpoint=str(checkpoint),
+                  results_dir=str(module.report_dir))
+    write_json_atomic(module.report_dir / "results.json", result)
+    logger.info("Test %s: %s (saved in %s)", test_set.root,
+                ", ".join(f"{k}: {v:.2f}" for k, v in result["recalls"].items()),
+                module.report_dir)
+    return result
 
 
 def train(args: argparse.Namespace) -> dict[str, Any]:
@@ -226,21 +250,9 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     logger.info("Best checkpoint: %s", best)
     tests = []
     for test_set in test_sets:
-        tests.append(_test_one(trainer, module, test_set, args, run_dir, best))
+        tests.append(_run_test(trainer, module, test_set, args, run_dir, best, ckpt_path=best))
     return {"run_dir": run_dir, "best_checkpoint": best, "last_checkpoint": last,
             "tests": tests}
-
-
-def _test_one(trainer: L.Trainer, module: VPRModule, test_set: RetrievalSet,
-              args: argparse.Namespace, run_dir: Path, checkpoint: str) -> dict[str, Any]:
-    module.predictions_dir = run_dir / "predictions" / test_set.root.name
-    trainer.test(module, dataloaders=_eval_loader(test_set, args), ckpt_path=checkpoint,
-                 verbose=False, weights_only=False)
-    path = _save_test_results(run_dir, module, {"checkpoint": str(checkpoint)})
-    logger.info("Test %s: %s (saved %s)", test_set.root,
-                ", ".join(f"{k}: {v:.2f}" for k, v in module.results["test"]["recalls"].items()),
-                path)
-    return dict(module.results["test"], results_file=str(path))
 
 
 def test(args: argparse.Namespace) -> list[dict[str, Any]]:
@@ -260,16 +272,8 @@ def test(args: argparse.Namespace) -> list[dict[str, Any]]:
                                             **_load_overrides(hparams))
     L.seed_everything(args.seed, workers=True)
     trainer = _trainer(args, logger=False)
-    results = []
-    for test_set in test_sets:
-        module.predictions_dir = run_dir / "predictions" / test_set.root.name
-        trainer.test(module, dataloaders=_eval_loader(test_set, args), verbose=False)
-        path = _save_test_results(run_dir, module, {"checkpoint": str(checkpoint)})
-        recalls = module.results["test"]["recalls"]
-        logger.info("Test %s: %s (saved %s)", test_set.root,
-                    ", ".join(f"{k}: {v:.2f}" for k, v in recalls.items()), path)
-        results.append(dict(module.results["test"], results_file=str(path)))
-    return results
+    return [_run_test(trainer, module, test_set, args, run_dir, checkpoint, ckpt_path=None)
+            for test_set in test_sets]
 
 
 def evaluate(module: VPRModule, test_paths: list[str], hparams: dict[str, Any],
@@ -286,7 +290,8 @@ def evaluate(module: VPRModule, test_paths: list[str], hparams: dict[str, Any],
 
 def _load_overrides(hparams: dict[str, Any]) -> dict[str, Any]:
     # Evaluation settings may differ from training; the architecture may not.
-    keys = ("pretrained", "recall_values", "num_preds_to_save", "save_only_wrong_preds")
+    keys = ("pretrained", "recall_values", "num_preds_to_save", "save_only_wrong_preds",
+            "group_rule", "dist_thresholds")
     return {key: hparams[key] for key in keys}
 
 

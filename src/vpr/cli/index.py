@@ -1,0 +1,106 @@
+"""`vpr index`: build, grow and inspect a location index (descriptors of geotagged images)."""
+
+from __future__ import annotations
+
+import argparse
+
+INDEX_TYPES = ("flat", "ivf", "hnsw", "ivfpq")
+
+
+def _add_extraction_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--batch_size", type=int, default=32,
+                        help="images per forward pass (default: 32)")
+    parser.add_argument("--num_workers", type=int, default=0,
+                        help="DataLoader worker processes (default: 0)")
+    parser.add_argument("--device", default="auto",
+                        help="cpu, cuda, cuda:1... or auto (default: auto)")
+    parser.add_argument("--precision", default=None,
+                        help="32 (default), 16-mixed or bf16-mixed")
+    parser.add_argument("--no_progress_bar", action="store_true", help="disable progress bars")
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "index", help="build or grow a location index for `vpr locate`",
+        description="A location index is a folder with the descriptors of geotagged "
+                    "(@-named) images, a faiss index of them, and meta.json (paths, "
+                    "coordinates, the checkpoint's path and sha256). Descriptors are computed "
+                    "once; `vpr locate` then only describes the photos to locate.",
+    )
+    actions = parser.add_subparsers(dest="index_command", metavar="ACTION")
+
+    build = actions.add_parser(
+        "build", help="describe a folder of geotagged images and save an index",
+        description="Describe every image under --database with the model of --ckpt_path "
+                    "and save the index folder --out (written atomically; an existing one is "
+                    "replaced only with --overwrite).")
+    build.add_argument("--ckpt_path", required=True, help="a .ckpt file of vpr train")
+    build.add_argument("--database", required=True,
+                       help="folder of @-named images (searched recursively)")
+    build.add_argument("--out", required=True, help="the index folder to create")
+    build.add_argument("--index_type", choices=INDEX_TYPES, default="flat",
+                       help="flat = exact search (default); ivf / hnsw = faster approximate "
+                            "search; ivfpq = compressed, for millions of images")
+    build.add_argument("--nlist", type=int, default=None,
+                       help="ivf/ivfpq: inverted lists (default: about 4 sqrt(N))")
+    build.add_argument("--nprobe", type=int, default=16,
+                       help="ivf/ivfpq: lists visited per query (default: 16)")
+    build.add_argument("--pca_dim", type=int, default=None,
+                       help="reduce descriptors to this dimension by PCA first (default: off)")
+    build.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    _add_extraction_options(build)
+
+    add = actions.add_parser(
+        "add", help="add images to an index without recomputing the existing ones",
+        description="Describe the images under --images that the index lacks, with the "
+                    "index's own model, and add them (the folder is rewritten atomically). "
+                    "A --ckpt_path other than the index's checkpoint is refused.")
+    add.add_argument("--index", required=True, help="the index folder")
+    add.add_argument("--images", required=True, help="folder of @-named images, or one image")
+    add.add_argument("--ckpt_path", default=None,
+                     help="the index's checkpoint, if it moved (checked by sha256)")
+    _add_extraction_options(add)
+
+    info = actions.add_parser("info", help="summarise an index")
+    info.add_argument("--index", required=True, help="the index folder")
+    parser.set_defaults(func=run, index_parser=parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    from vpr.locate.index import LocationIndex
+    from vpr.utils.logs import setup_logging
+
+    command = getattr(args, "index_command", None)
+    if command is None:
+        args.index_parser.print_help()
+        return 2
+    setup_logging()
+    if command == "build":
+        options = {"nprobe": args.nprobe}
+        if args.nlist:
+            options["nlist"] = args.nlist
+        if args.pca_dim:
+            options["pca_dim"] = args.pca_dim
+        index = LocationIndex.build(
+            args.out, args.ckpt_path, args.database, index_type=args.index_type,
+            batch_size=args.batch_size, num_workers=args.num_workers, device=args.device,
+            precision=args.precision, overwrite=args.overwrite,
+            progress=not args.no_progress_bar, index_options=options,
+        )
+        print(f"Built {index}")
+        return 0
+    index = LocationIndex.load(args.index)
+    if command == "add":
+        added = index.add(args.images, ckpt_path=args.ckpt_path, batch_size=args.batch_size,
+                          num_workers=args.num_workers, device=args.device,
+                          precision=args.precision, progress=not args.no_progress_bar)
+        print(f"Added {added} images: {index}")
+        return 0
+    model = index.meta["model"]
+    print(index)
+    print(f"checkpoint: {model['checkpoint']} (sha256 {model['sha256'][:16]}...)")
+    print(f"model: {model['hparams'].get('backbone')} + {model['hparams'].get('agg_arch')}, "
+          f"{model['descriptors_dim']}-D, image size {model['image_size'] or 'native'}")
+    print(f"built with vpr {index.meta['vpr_version']} on {index.meta['created']}, "
+          f"updated {index.meta['updated']}")
+    return 0

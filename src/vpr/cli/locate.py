@@ -1,0 +1,96 @@
+"""`vpr locate`: where was this photo taken? Retrieval in a location index, then a vote."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "locate", help="predict where photos were taken, using a location index",
+        description="Describe each PHOTO with the index's model, retrieve its --top_k most "
+                    "similar indexed images, cluster them in space (--radius) and print the "
+                    "similarity-weighted centre of the strongest cluster, with a confidence "
+                    "in [0, 1] and the matches. Build the index with `vpr index build`.",
+    )
+    parser.add_argument("photos", nargs="+", metavar="PHOTO",
+                        help="image files, or folders of images")
+    parser.add_argument("--index", required=True, help="a folder made by `vpr index build`")
+    parser.add_argument("--top_k", type=int, default=5,
+                        help="matches retrieved per photo (default: 5)")
+    parser.add_argument("--radius", type=float, default=25.0,
+                        help="matches within this many metres form a cluster (default: 25)")
+    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    parser.add_argument("--map", type=Path, default=None, metavar="HTML",
+                        help="write a self-contained HTML map of the matches (works offline)")
+    parser.add_argument("--grid", type=Path, default=None, metavar="JPG",
+                        help="write an image: each photo beside its matches")
+    parser.add_argument("--ckpt_path", default=None,
+                        help="the index's checkpoint, if it moved (checked by sha256)")
+    parser.add_argument("--batch_size", type=int, default=32,
+                        help="photos per forward pass (default: 32)")
+    parser.add_argument("--device", default="auto",
+                        help="cpu, cuda... or auto (default: auto)")
+    parser.add_argument("--nprobe", type=int, default=None,
+                        help="ivf/ivfpq indexes: lists visited per query (default: as built)")
+    parser.set_defaults(func=run)
+
+
+def _photos(items: list[str]) -> list[Path]:
+    from vpr.data.images import list_images
+
+    paths: list[Path] = []
+    for item in items:
+        path = Path(item)
+        paths.extend(list_images(path) if path.is_dir() else [path])
+    return paths
+
+
+def _format(result) -> str:
+    def latlon(latitude, longitude) -> str:
+        return "?, ?" if latitude is None else f"{latitude:.6f}, {longitude:.6f}"
+
+    zone = f"{result.utm_zone_number or ''}{result.utm_zone_letter}"
+    lines = [result.photo]
+    if result.utm_east is None:
+        lines.append("  no match found")
+        return "\n".join(lines)
+    lines.append(f"  location: {latlon(result.latitude, result.longitude)} "
+                 f"(UTM {zone} {result.utm_east:.1f} E {result.utm_north:.1f} N)")
+    lines.append(f"  confidence: {result.confidence:.2f} ({result.cluster_size} of "
+                 f"{len(result.matches)} matches within {result.radius_m:g} m)")
+    lines.append(f"  {'#':>3} {'similarity':>10} {'to pred.':>9}  {'lat, lon':<23} image")
+    for match in result.matches:
+        distance = ("?" if match.distance_to_prediction_m is None
+                    else f"{match.distance_to_prediction_m:.0f} m")
+        marker = "*" if match.in_cluster else " "
+        lines.append(f"  {match.rank:>3} {match.similarity:>10.3f} {distance:>9}{marker} "
+                     f"{latlon(match.latitude, match.longitude):<23} {match.path}")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    from vpr.locate import LocationIndex, locate
+
+    index = LocationIndex.load(args.index, nprobe=args.nprobe)
+    results = locate(_photos(args.photos), index, top_k=args.top_k, radius_m=args.radius,
+                     ckpt_path=args.ckpt_path, batch_size=args.batch_size, device=args.device)
+    if args.json:
+        print(json.dumps([result.to_dict() for result in results], indent=2))
+    else:
+        print("\n\n".join(_format(result) for result in results))
+    if args.map:
+        from vpr.locate.render import render_map
+
+        path = render_map(results, args.map)
+        if not args.json:
+            print(f"\nMap: {path}")
+    if args.grid:
+        from vpr.locate.render import render_grid
+
+        path = render_grid(results, args.grid)
+        if not args.json:
+            print(f"Grid: {path}")
+    return 0

@@ -1,0 +1,482 @@
+"""A location index: the descriptors of geotagged images, saved once, searched for each photo.
+
+An index is a folder::
+
+    INDEX/
+      descriptors.npy   (N, D) float32 descriptors, memory-mapped when loaded
+      index.faiss       the faiss index of those descriptors (flat, ivf, hnsw or ivfpq)
+      meta.json         image paths and coordinates, the model's identity, the index type
+
+The model is not copied: ``meta.json`` records the checkpoint's path and sha256, and the
+model is reloaded from there (and checked against the hash) to describe new photos, so that
+a query is never compared with descriptors of another model.
+
+Folders are written atomically: everything goes to a temporary folder beside ``INDEX``,
+which is then renamed, so a crash never leaves a half-written index under that name.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.lib.format import open_memmap
+
+import vpr
+from vpr.data.geotag import parse_filename
+from vpr.data.images import list_images
+from vpr.eval.search import (
+    INDEX_KINDS,
+    add_to_index,
+    build_index,
+    index_metric,
+    load_index,
+    save_index,
+    search_index,
+)
+
+logger = logging.getLogger(__name__)
+
+FORMAT = "vpr-location-index"
+FORMAT_VERSION = 1
+DESCRIPTORS_FILE = "descriptors.npy"
+FAISS_FILE = "index.faiss"
+META_FILE = "meta.json"
+# Rows copied at a time when an index grows: bounds memory whatever the index size.
+COPY_ROWS = 65536
+
+
+class LocationIndexError(ValueError):
+    """An index folder that cannot be used as asked (missing, clashing, other model)."""
+
+
+def sha256_of(path: str | Path) -> str:
+    """The hex sha256 of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+
+
+def _image_paths(images: str | Path | Sequence[str | Path]) -> list[Path]:
+    """A folder (searched recursively), one image, or a list of images, as resolved paths."""
+    if isinstance(images, (str, Path)):
+        images = Path(images)
+        paths = list_images(images) if images.is_dir() else [images]
+    else:
+        paths = [Path(path) for path in images]
+    for path in paths:
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: image not found")
+    return [path.resolve() for path in paths]
+
+
+def _latlon(tag: Any) -> tuple[float | None, float | None]:
+    """The tag's latitude/longitude, from its fields or else from its UTM zone."""
+    if tag.latitude is not None and tag.longitude is not None:
+        return tag.latitude, tag.longitude
+    if tag.utm_zone_number is None or not tag.utm_zone_letter:
+        return None, None
+    import utm
+
+    try:
+        latitude, longitude = utm.to_latlon(tag.utm_east, tag.utm_north, tag.utm_zone_number,
+                                            tag.utm_zone_letter)
+    except (utm.error.OutOfRangeError, ValueError):
+        # Made-up coordinates (tests, some synthetic sets): no lat/lon rather than a crash.
+        return None, None
+    return float(latitude), float(longitude)
+
+
+def image_records(paths: Sequence[Path]) -> dict[str, list[Any]]:
+    """The coordinates of each image from its @-name, as the columns stored in meta.json.
+
+    Raises:
+        GeoTagError: an image name without UTM coordinates.
+    """
+    records: dict[str, list[Any]] = {key: [] for key in (
+        "paths", "utm_east", "utm_north", "utm_zone_number", "utm_zone_letter", "latitude",
+        "longitude")}
+    for path in paths:
+        tag = parse_filename(path)
+        latitude, longitude = _latlon(tag)
+        records["paths"].append(str(path))
+        records["utm_east"].append(tag.utm_east)
+        records["utm_north"].append(tag.utm_north)
+        records["utm_zone_number"].append(tag.utm_zone_number)
+        records["utm_zone_letter"].append(tag.utm_zone_letter)
+        records["latitude"].append(latitude)
+        records["longitude"].append(longitude)
+    return records
+
+
+def load_model(ckpt_path: str | Path):
+    """Loads the `VPRModule` of a vpr checkpoint on the CPU (weights only, no download).
+
+    Returns:
+        ``(module, hparams)``.
+    """
+    from vpr.training.checkpoints import read_checkpoint_hparams
+    from vpr.training.module import VPRModule
+
+    # Validates the file first: a clear error for a truncated or foreign file.
+    hparams = read_checkpoint_hparams(ckpt_path)
+    module = VPRModule.load_from_checkpoint(ckpt_path, map_location="cpu", weights_only=True,
+                                            pretrained="none")
+    module.eval()
+    return module, hparams
+
+
+def _jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=str))
+
+
+def _model_identity(ckpt_path: Path, hparams: dict[str, Any], descriptors_dim: int
+                    ) -> dict[str, Any]:
+    size = hparams.get("image_size")
+    return {
+        "checkpoint": str(ckpt_path.resolve()),
+        "sha256": sha256_of(ckpt_path),
+        "hparams": _jsonable(hparams),
+        "image_size": list(size) if size else None,
+        "descriptors_dim": int(descriptors_dim),
+    }
+
+
+def _transform(meta: dict[str, Any]):
+    from vpr.data.transforms import eval_transform
+
+    size = meta["model"]["image_size"]
+    return eval_transform(tuple(size) if size else None)
+
+
+def _temporary_folder(out: Path) -> Path:
+    # Beside the target, so that the final rename stays on one file system (atomic).
+    out.parent.mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    # mkdtemp makes a private (0700) folder; the index should get the usual permissions.
+    umask = os.umask(0)
+    os.umask(umask)
+    folder.chmod(0o777 & ~umask)
+    return folder
+
+
+def _commit(temporary: Path, out: Path, overwrite: bool) -> None:
+    """Renames the finished ``temporary`` folder to ``out``."""
+    if not out.exists():
+        os.replace(temporary, out)
+        return
+    if not overwrite:
+        raise LocationIndexError(f"{out} already exists; pass --overwrite to replace it")
+    # A folder cannot be renamed over a non-empty one: move the old one aside first, so that
+    # at every moment either the old or the new index is complete on disk.
+    old = out.with_name(f".{out.name}.old-{os.getpid()}")
+    os.replace(out, old)
+    os.replace(temporary, out)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _extract(module: Any, paths: Sequence[Path], meta: dict[str, Any], out_path: Path | None,
+             batch_size: int, num_workers: int, device: str, precision: str | None,
+             progress: bool) -> np.ndarray:
+    from vpr.eval.extract import ImageFolderDataset, extract_descriptors
+
+    dataset = ImageFolderDataset(paths, _transform(meta))
+    return extract_descriptors(module, dataset, out_path=out_path, batch_size=batch_size,
+                               num_workers=num_workers, device=device, precision=precision,
+                               progress=progress)
+
+
+def resolve_device(device: str) -> str:
+    """``"auto"`` becomes ``"cuda"`` when a GPU is visible, else ``"cpu"``."""
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+class LocationIndex:
+    """Descriptors of geotagged images with their coordinates, ready to locate photos.
+
+    Build one with `LocationIndex.build`, open one with `LocationIndex.load`, grow one with
+    `add`. Item ``i`` of the index is image ``paths[i]`` at ``utm[i]``.
+    """
+
+    def __init__(self, path: Path, meta: dict[str, Any], descriptors: np.ndarray,
+                 index: Any) -> None:
+        self.path = Path(path)
+        self.meta = meta
+        self.descriptors = descriptors
+        self.index = index
+
+    # ---- opening and creating
+
+    @classmethod
+    def load(cls, path: str | Path, nprobe: int | None = None,
+             efSearch: int | None = None) -> LocationIndex:
+        """Opens an index folder (descriptors memory-mapped, not read).
+
+        Args:
+            path: the folder written by `build`.
+            nprobe: lists visited per query, for ivf/ivfpq indexes (default: as built).
+            efSearch: candidates per query, for hnsw indexes (default: as built).
+        """
+        path = Path(path)
+        meta_path = path / META_FILE
+        if not meta_path.is_file():
+            raise LocationIndexError(
+                f"{path}: not a location index (no {META_FILE}); make one with "
+                "`vpr index build --ckpt_path CKPT --database DIR --out INDEX`"
+            )
+        meta = json.loads(meta_path.read_text())
+        if meta.get("format") != FORMAT or meta.get("format_version", 0) > FORMAT_VERSION:
+            raise LocationIndexError(
+                f"{path}: {META_FILE} is not a location index of format {FORMAT} version "
+                f"<= {FORMAT_VERSION} (found {meta.get('format')} {meta.get('format_version')})"
+            )
+        descriptors = np.load(path / DESCRIPTORS_FILE, mmap_mode="r")
+        index = load_index(path / FAISS_FILE, nprobe=nprobe, efSearch=efSearch)
+        count = len(meta["images"]["paths"])
+        if descriptors.shape[0] != count or index.ntotal != count:
+            raise LocationIndexError(
+                f"{path}: inconsistent index: {count} images, {descriptors.shape[0]} "
+                f"descriptors, {index.ntotal} indexed vectors"
+            )
+        return cls(path, meta, descriptors, index)
+
+    @classmethod
+    def build(
+        cls,
+        out: str | Path,
+        ckpt_path: str | Path,
+        database: str | Path | Sequence[str | Path],
+        index_type: str = "flat",
+        batch_size: int = 32,
+        num_workers: int = 0,
+        device: str = "auto",
+        precision: str | None = None,
+        overwrite: bool = False,
+        progress: bool = False,
+        index_options: dict[str, Any] | None = None,
+    ) -> LocationIndex:
+        """Describes every database image once and saves the index folder ``out``.
+
+        Args:
+            out: the index folder to create.
+            ckpt_path: a checkpoint of `vpr train`.
+            database: a folder of @-named images (searched recursively) or a list of them.
+            index_type: flat (exact), ivf, hnsw or ivfpq; see `vpr.eval.search.build_index`.
+            batch_size: images per forward pass.
+            num_workers: DataLoader worker processes.
+            device: ``cpu``, ``cuda``... or ``auto``.
+            precision: None (float32), ``16-mixed`` or ``bf16-mixed``.
+            overwrite: replace an existing ``out`` (otherwise an error).
+            progress: show a progress bar.
+            index_options: more `build_index` options (nlist, m, nprobe, pca_dim, ...).
+
+        Raises:
+            LocationIndexError: ``out`` exists and ``overwrite`` is False.
+        """
+        out = Path(out)
+        if index_type not in INDEX_KINDS:
+            raise LocationIndexError(
+                f"unknown index type {index_type!r}; valid: {', '.join(INDEX_KINDS)}"
+            )
+        # Fail before the long extraction, not after it.
+        if out.exists() and not overwrite:
+            raise LocationIndexError(f"{out} already exists; pass --overwrite to replace it")
+        ckpt_path = Path(ckpt_path)
+        module, hparams = load_model(ckpt_path)
+        paths = _image_paths(database)
+        records = image_records(paths)
+        meta: dict[str, Any] = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "vpr_version": vpr.__version__,
+            "created": _now(),
+            "updated": _now(),
+            "model": _model_identity(ckpt_path, hparams, module.model.descriptors_dim),
+            "index": {"type": index_type, "options": _jsonable(dict(index_options or {}))},
+            "sources": [str(Path(database).resolve())] if isinstance(database, (str, Path))
+            else [],
+            "images": records,
+        }
+        temporary = _temporary_folder(out)
+        try:
+            logger.info("Describing %d images with %s", len(paths), ckpt_path)
+            descriptors = _extract(module, paths, meta, temporary / DESCRIPTORS_FILE, batch_size,
+                                   num_workers, resolve_device(device), precision, progress)
+            index = build_index(descriptors, kind=index_type, **dict(index_options or {}))
+            meta["index"]["metric"] = index_metric(index)
+            save_index(index, temporary / FAISS_FILE)
+            del descriptors, index  # release the memmap before the folder is renamed
+            (temporary / META_FILE).write_text(json.dumps(meta, indent=1) + "\n")
+            _commit(temporary, out, overwrite)
+        finally:
+            shutil.rmtree(temporary, ignore_errors=True)
+        logger.info("Saved index of %d images in %s", len(paths), out)
+        return cls.load(out)
+
+    def add(
+        self,
+        images: str | Path | Sequence[str | Path],
+        ckpt_path: str | Path | None = None,
+        batch_size: int = 32,
+        num_workers: int = 0,
+        device: str = "auto",
+        precision: str | None = None,
+        progress: bool = False,
+    ) -> int:
+        """Adds images to the index on disk (and to this object); existing ones are kept.
+
+        Only the new images are described; images already in the index (same path) are
+        skipped. The folder is rewritten atomically.
+
+        Args:
+            images: a folder of @-named images, one image, or a list of them.
+            ckpt_path: the checkpoint to describe them with; it must be the one the index
+                was built with (same sha256). Default: the path recorded in the index.
+            batch_size, num_workers, device, precision, progress: as in `build`.
+
+        Returns:
+            The number of images added.
+
+        Raises:
+            LocationIndexError: the checkpoint differs from the index's model.
+        """
+        known = set(self.paths)
+        paths = [path for path in _image_paths(images) if str(path) not in known]
+        if not paths:
+            logger.info("No new image to add to %s", self.path)
+            return 0
+        records = image_records(paths)
+        module = self.load_model(ckpt_path)
+        old_count = len(self)
+        temporary = _temporary_folder(self.path)
+        try:
+            new = _extract(module, paths, self.meta, temporary / "new.npy", batch_size,
+                           num_workers, resolve_device(device), precision, progress)
+            total = old_count + len(paths)
+            merged = open_memmap(temporary / DESCRIPTORS_FILE, mode="w+", dtype=np.float32,
+                                 shape=(total, self.descriptors.shape[1]))
+            # Copy in chunks: the old descriptors may not fit in memory.
+            for start in range(0, old_count, COPY_ROWS):
+                end = min(start + COPY_ROWS, old_count)
+                merged[start:end] = self.descriptors[start:end]
+            merged[old_count:] = new
+            merged.flush()
+            # A fresh copy of the faiss index: this object stays unchanged if anything fails.
+            index = load_index(self.path / FAISS_FILE)
+            add_to_index(index, new)
+            save_index(index, temporary / FAISS_FILE)
+            del new, merged
+            (temporary / "new.npy").unlink()
+            meta = json.loads(json.dumps(self.meta))
+            for key, values in records.items():
+                meta["images"][key].extend(values)
+            meta["updated"] = _now()
+            if isinstance(images, (str, Path)):
+                meta["sources"].append(str(Path(images).resolve()))
+            (temporary / META_FILE).write_text(json.dumps(meta, indent=1) + "\n")
+            del index
+            _commit(temporary, self.path, overwrite=True)
+        finally:
+            shutil.rmtree(temporary, ignore_errors=True)
+        reloaded = LocationIndex.load(self.path)
+        self.meta, self.descriptors, self.index = reloaded.meta, reloaded.descriptors, \
+            reloaded.index
+        logger.info("Added %d images to %s (%d in all)", len(paths), self.path, len(self))
+        return len(paths)
+
+    # ---- the model
+
+    def load_model(self, ckpt_path: str | Path | None = None):
+        """The model that made this index's descriptors, checked by sha256.
+
+        Args:
+            ckpt_path: where the checkpoint is now (default: the path recorded at build).
+
+        Raises:
+            LocationIndexError: the file is not the checkpoint the index was built with.
+        """
+        recorded = self.meta["model"]
+        path = Path(ckpt_path or recorded["checkpoint"])
+        if not path.is_file():
+            raise LocationIndexError(
+                f"{path}: the checkpoint of index {self.path} is not there; pass --ckpt_path "
+                "with its current location"
+            )
+        if sha256_of(path) != recorded["sha256"]:
+            raise LocationIndexError(
+                f"{path} is not the checkpoint index {self.path} was built with "
+                f"({recorded['checkpoint']}, sha256 {recorded['sha256'][:12]}...): its "
+                "descriptors would not be comparable; build a new index for this checkpoint"
+            )
+        module, _ = load_model(path)
+        return module
+
+    # ---- contents
+
+    def __len__(self) -> int:
+        return len(self.meta["images"]["paths"])
+
+    def __repr__(self) -> str:
+        return (f"LocationIndex({self.path}: {len(self)} images, "
+                f"{self.meta['index']['type']}, dim {self.descriptors.shape[1]})")
+
+    @property
+    def paths(self) -> list[str]:
+        """The image path of each item."""
+        return self.meta["images"]["paths"]
+
+    @property
+    def utm(self) -> np.ndarray:
+        """(N, 2) UTM east/north of each item, in metres."""
+        images = self.meta["images"]
+        return np.column_stack([images["utm_east"], images["utm_north"]]).astype(np.float64)
+
+    @property
+    def metric(self) -> str:
+        """How the faiss index scores: ``l2`` (squared distance) or ``ip``."""
+        return self.meta["index"].get("metric", "l2")
+
+    def record(self, item: int) -> dict[str, Any]:
+        """Path and coordinates of item ``item``."""
+        images = self.meta["images"]
+        return {key.removesuffix("s") if key == "paths" else key: images[key][item]
+                for key in images}
+
+    def transform(self):
+        """The evaluation transform of the index's model (its image size)."""
+        return _transform(self.meta)
+
+    def search(self, query_descriptors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k items of each query: ``(similarities, indices)``, most similar first.
+
+        Similarities are cosine similarities in [-1, 1] for the L2-normalised descriptors
+        of vpr models (``1 - d^2 / 2`` from a squared L2 distance); missing neighbours of
+        approximate indexes have index -1. Candidates of lossy indexes (ivfpq, PCA) are
+        re-ranked with the exact descriptors, so similarities are exact there too.
+        """
+        options = self.meta["index"].get("options", {})
+        lossy = self.meta["index"]["type"] == "ivfpq" or options.get("pca_dim") is not None \
+            or options.get("whiten", False)
+        scores, indices = search_index(self.index, query_descriptors, k,
+                                       rerank_with=self.descriptors if lossy else None)
+        similarities = scores if self.metric == "ip" else 1.0 - scores / 2.0
+        return np.clip(similarities, -1.0, 1.0).astype(np.float32), indices
