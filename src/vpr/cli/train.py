@@ -29,6 +29,8 @@ def run(args: argparse.Namespace) -> int:
     from vpr.training.run import train
 
     result = train(args)
+    if not result["is_global_zero"]:
+        return 0  # DDP: rank 0 reports
     print(f"Run folder: {result['run_dir']}")
     print(f"Best checkpoint: {result['best_checkpoint']}")
     for test in result["tests"]:

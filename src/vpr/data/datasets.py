@@ -74,9 +74,22 @@ class TrainPlaces(Dataset):
     def __len__(self) -> int:
         return len(self.place_ids)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+    def __getitem__(self, key: int | tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor, int]:
+        """One place: ``key`` is its index, or (index, seed) from `EpochShuffleSampler`.
+
+        With a seed, the choice of images and their augmentation depend on it alone, so an
+        item is the same whichever worker or process loads it, before or after a resume.
+        """
+        if isinstance(key, tuple):
+            index, seed = key
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)
+                return self._load_place(index, random.Random(seed))
+        return self._load_place(key, random)
+
+    def _load_place(self, index: int, rng) -> tuple[torch.Tensor, torch.Tensor, int]:
         candidates = list(self.images_per_place[index])
-        random.shuffle(candidates)
+        rng.shuffle(candidates)
         images: list[torch.Tensor] = []
         skipped = 0
         for path in candidates:

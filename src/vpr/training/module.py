@@ -133,6 +133,14 @@ class VPRModule(L.LightningModule):
         # One preallocated array, filled in place: memory never holds a list of batches.
         self._descriptors = np.zeros((len(dataset), self.model.descriptors_dim), np.float32)
 
+    def _gather(self, descriptors: np.ndarray) -> np.ndarray:
+        """Under DDP each rank filled its own rows: sum the arrays so every rank has all."""
+        if self.trainer.world_size == 1:
+            return descriptors
+        tensor = torch.from_numpy(descriptors).to(self.device)
+        tensor = self.trainer.strategy.reduce(tensor, reduce_op="sum")
+        return tensor.cpu().numpy()
+
     def _eval_step(self, batch: tuple[torch.Tensor, torch.Tensor]) -> None:
         images, indices = batch
         descriptors = self(images).float().cpu().numpy()
@@ -140,7 +148,7 @@ class VPRModule(L.LightningModule):
 
     def _eval_end(self, stage: str) -> None:
         dataset = self._eval_dataset(stage)
-        descriptors = self._descriptors
+        descriptors = self._gather(self._descriptors)
         self._descriptors = None
         database = descriptors[: dataset.database_num]
         queries = descriptors[dataset.database_num :]
@@ -155,11 +163,12 @@ class VPRModule(L.LightningModule):
         )
         recalls = recall_at_n(predictions, dataset.positives_per_query, recall_values)
         for n, value in recalls.items():
-            self.log(f"{stage}/R@{n}", value, prog_bar=n == recall_values[0])
+            # Every rank computed the same value; sync_dist averages identical numbers.
+            self.log(f"{stage}/R@{n}", value, prog_bar=n == recall_values[0], sync_dist=True)
         for group, group_report in report.get("recalls_per_group", {}).items():
             first = group_report["recalls"].get(f"R@{recall_values[0]}")
             if first is not None:
-                self.log(f"{stage}/{group}/R@{recall_values[0]}", first)
+                self.log(f"{stage}/{group}/R@{recall_values[0]}", first, sync_dist=True)
         logger.info("Epoch %02d %s %s: %s", self.current_epoch, stage, dataset.root,
                     format_recalls(recalls))
         self.results[stage] = {
@@ -169,7 +178,7 @@ class VPRModule(L.LightningModule):
             **report,
             "recalls": {f"R@{n}": value for n, value in recalls.items()},
         }
-        if stage == "test" and self.report_dir is not None:
+        if stage == "test" and self.report_dir is not None and self.trainer.is_global_zero:
             rows = per_query_rows(
                 dataset.database_utm, dataset.query_utm, dataset.query_paths,
                 dataset.database_paths, predictions, distances, top_k=min(5, predictions.shape[1]),
@@ -177,7 +186,8 @@ class VPRModule(L.LightningModule):
                 group_rule=self.hparams.group_rule,
             )
             write_results(self.report_dir, self.results[stage], rows)
-        if stage == "test" and self.hparams.num_preds_to_save > 0 and self.predictions_dir:
+        if (stage == "test" and self.hparams.num_preds_to_save > 0 and self.predictions_dir
+                and self.trainer.is_global_zero):
             saved = save_predictions(
                 self.predictions_dir,
                 dataset.query_paths,

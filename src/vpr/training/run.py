@@ -24,6 +24,7 @@ from torch.utils.data import DataLoader
 import vpr
 from vpr.cli.options import ARCHITECTURE_KEYS, MODULE_DEFAULTS, module_options
 from vpr.data.datasets import RetrievalSet, TrainPlaces, collate_places
+from vpr.data.samplers import EpochShuffleSampler, ShardedSequentialSampler
 from vpr.data.transforms import eval_transform, train_transform
 from vpr.training.checkpoints import read_checkpoint_hparams
 from vpr.training.module import VPRModule
@@ -40,6 +41,11 @@ class RunError(RuntimeError):
 def run_dir_of(log_dir: str | Path, exp_name: str) -> Path:
     """The folder of an experiment: <log_dir>/lightning_logs/<exp_name>."""
     return Path(log_dir) / "lightning_logs" / exp_name
+
+
+def _is_ddp_child() -> bool:
+    """True in the processes that Lightning's DDP launcher started (ranks other than 0)."""
+    return os.environ.get("LOCAL_RANK", "0") != "0" or os.environ.get("NODE_RANK", "0") != "0"
 
 
 def _precision(args: argparse.Namespace) -> str:
@@ -67,7 +73,7 @@ def _require(path: str | None, flag: str) -> str:
 def _eval_loader(dataset: RetrievalSet, args: argparse.Namespace) -> DataLoader:
     batch_size = args.eval_batch_size or args.batch_size * args.img_per_place
     return DataLoader(dataset, batch_size=batch_size, num_workers=args.num_workers,
-                      shuffle=False, persistent_workers=False)
+                      sampler=ShardedSequentialSampler(len(dataset)))
 
 
 def _retrieval_set(path: str, hparams: dict[str, Any], args: argparse.Namespace) -> RetrievalSet:
@@ -86,6 +92,8 @@ def _trainer(args: argparse.Namespace, **kwargs: Any) -> L.Trainer:
         num_nodes=args.num_nodes,
         strategy=args.strategy,
         precision=_precision(args),
+        # Our samplers shard by rank themselves and keep resumed runs reproducible.
+        use_distributed_sampler=False,
         enable_progress_bar=not args.no_progress_bar,
         enable_model_summary=False,
         callbacks=callbacks,
@@ -165,6 +173,8 @@ def _run_test(trainer: L.Trainer, module: VPRModule, test_set: RetrievalSet,
     # The report was written by the module; add where the numbers came from.
     result = dict(module.results["test"], checkpoint=str(checkpoint),
                   results_dir=str(module.report_dir))
+    if not trainer.is_global_zero:
+        return result
     write_json_atomic(module.report_dir / "results.json", result)
     logger.info("Test %s: %s (saved in %s)", test_set.root,
                 ", ".join(f"{k}: {v:.2f}" for k, v in result["recalls"].items()),
@@ -179,23 +189,26 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         {"run_dir", "best_checkpoint", "last_checkpoint", "tests": [results...]}.
     """
     resume = getattr(args, "resume", None)
-    L.seed_everything(args.seed, workers=True)
     if resume:
         resume = _resolve_resume(resume, args)
         run_dir = Path(resume).resolve().parent.parent
         exp_name = run_dir.name
         log_root = run_dir.parent.parent
+        _fill_args_from_previous(args, run_dir)
     else:
-        exp_name = args.exp_name or time.strftime("%Y-%m-%d_%H-%M-%S")
+        exp_name = (os.environ.get("VPR_EXP_NAME") if _is_ddp_child() else None) or \
+            args.exp_name or time.strftime("%Y-%m-%d_%H-%M-%S")
+        # DDP re-launches this command in child processes: they must join this run folder.
+        os.environ["VPR_EXP_NAME"] = exp_name
         log_root = Path(args.log_dir)
         run_dir = run_dir_of(log_root, exp_name)
-        if run_dir.exists():
+        if run_dir.exists() and not _is_ddp_child():
             raise RunError(
                 f"{run_dir} already exists and is never overwritten; choose another --exp_name, "
                 f"or continue it with: vpr train --resume {run_dir}/checkpoints/last.ckpt"
             )
+    L.seed_everything(args.seed, workers=True)
     hparams = resolve_hparams(args, resume)
-    _fill_paths_from_previous(args, run_dir if resume else None)
     train_path = _require(args.train_path, "--train_path")
     val_path = _require(args.val_path, "--val_path")
     size = hparams["image_size"]
@@ -208,30 +221,35 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     test_sets = [_retrieval_set(path, hparams, args) for path in (args.test_path or [])]
     module = VPRModule(**hparams)
 
-    run_dir.mkdir(parents=True, exist_ok=bool(resume))
-    setup_logging(run_dir)
-    logger.info("Command: %s", " ".join(shlex.quote(part) for part in sys.argv))
-    logger.info("Run folder: %s", run_dir)
-    logger.info("Train: %d places; val: %s; tests: %s", len(train_set), val_set, test_sets)
-    _write_config(run_dir, args, hparams)
+    run_dir.mkdir(parents=True, exist_ok=bool(resume) or _is_ddp_child())
+    if not _is_ddp_child():
+        setup_logging(run_dir)
+        logger.info("Command: %s", " ".join(shlex.quote(part) for part in sys.argv))
+        logger.info("Run folder: %s", run_dir)
+        logger.info("Train: %d places; val: %s; tests: %s", len(train_set), val_set, test_sets)
+        _write_config(run_dir, args, hparams)
 
     train_loader = DataLoader(
-        train_set, batch_size=args.batch_size, shuffle=True, num_workers=args.num_workers,
+        train_set, batch_size=args.batch_size, num_workers=args.num_workers,
+        sampler=EpochShuffleSampler(len(train_set), seed=args.seed),
         collate_fn=collate_places, drop_last=False, persistent_workers=args.num_workers > 0,
     )
     checkpoint_cb = ModelCheckpoint(
         dirpath=run_dir / "checkpoints",
         filename="best_epoch={epoch:02d}_R@1={val/R@1:.2f}",
-        monitor="val/R@1", mode="max", save_top_k=1, save_last=True,
-        auto_insert_metric_name=False,
+        monitor="val/R@1", mode="max", save_top_k=1, auto_insert_metric_name=False,
     )
+    # A second callback rewrites last.ckpt after every epoch: Lightning's save_last only
+    # refreshes it when the best changes, and a crash must lose at most one epoch.
+    last_cb = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="last", monitor=None,
+                              save_top_k=1, enable_version_counter=False)
     tb_logger = TensorBoardLogger(save_dir=str(log_root), name="lightning_logs",
                                   version=exp_name, default_hp_metric=False)
     trainer = _trainer(
         args,
         max_epochs=hparams["max_epochs"],
         logger=tb_logger,
-        callbacks=[checkpoint_cb],
+        callbacks=[checkpoint_cb, last_cb],
         num_sanity_val_steps=0,
         check_val_every_n_epoch=1,
         log_every_n_steps=min(20, max(1, len(train_loader))),
@@ -245,14 +263,14 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         trainer.validate(module, dataloaders=val_loader, verbose=False)
     trainer.fit(module, train_dataloaders=train_loader, val_dataloaders=val_loader,
                 ckpt_path=resume, weights_only=False)
-    best = checkpoint_cb.best_model_path or checkpoint_cb.last_model_path
+    best = checkpoint_cb.best_model_path or last_cb.best_model_path
     last = str(run_dir / "checkpoints" / "last.ckpt")
     logger.info("Best checkpoint: %s", best)
     tests = []
     for test_set in test_sets:
         tests.append(_run_test(trainer, module, test_set, args, run_dir, best, ckpt_path=best))
     return {"run_dir": run_dir, "best_checkpoint": best, "last_checkpoint": last,
-            "tests": tests}
+            "tests": tests, "is_global_zero": trainer.is_global_zero}
 
 
 def test(args: argparse.Namespace) -> list[dict[str, Any]]:
@@ -315,11 +333,23 @@ def _resolve_resume(resume: str, args: argparse.Namespace) -> str:
     raise RunError(f"{folder}: no valid checkpoint to resume")
 
 
-def _fill_paths_from_previous(args: argparse.Namespace, run_dir: Path | None) -> None:
-    """On resume, data paths not given on the command line come from the run's config."""
-    if run_dir is None or not (run_dir / "config.yaml").is_file():
+# Settings that a resumed run takes from its first run's config.yaml unless given again.
+RESUMED_SETTINGS = ("train_path", "val_path", "test_path", "batch_size", "img_per_place",
+                    "min_img_per_place", "positive_dist_threshold", "randaugment_ops",
+                    "eval_batch_size", "seed", "gradient_clip_val", "limit_train_batches",
+                    "precision")
+
+
+def _fill_args_from_previous(args: argparse.Namespace, run_dir: Path) -> None:
+    """On resume, settings left at their default come from the run's own config.yaml."""
+    config = run_dir / "config.yaml"
+    if not config.is_file():
+        logger.warning("%s not found: the resumed run uses the command line's settings", config)
         return
-    previous = yaml.safe_load((run_dir / "config.yaml").read_text()).get("args", {})
-    for key in ("train_path", "val_path", "test_path"):
-        if getattr(args, key, None) is None and previous.get(key):
+    from vpr.cli import build_parser
+
+    previous = (yaml.safe_load(config.read_text()) or {}).get("args", {})
+    defaults = vars(build_parser().parse_args(["train"]))
+    for key in RESUMED_SETTINGS:
+        if key in previous and getattr(args, key, None) == defaults.get(key):
             setattr(args, key, previous[key])

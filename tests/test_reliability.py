@@ -1,0 +1,126 @@
+"""Crash and resume, DDP and numerical safety: real processes, real kills."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import write_image
+
+TRAIN_FLAGS = ["--image_size", "48", "--pretrained", "none", "--batch_size", "2",
+               "--img_per_place", "2", "--min_img_per_place", "2", "--num_workers", "0",
+               "--descriptors_dim", "32", "--no_progress_bar", "--accelerator", "cpu",
+               "--seed", "7"]
+
+
+@pytest.fixture
+def noisy_train(tmp_path: Path) -> Path:
+    """16 places x 3 random images: 8 training steps per epoch."""
+    root = tmp_path / "train"
+    for place in range(16):
+        for image in range(3):
+            write_image(root / "City", 100.0 * place + image, 0.0, f"{place:03d}_City",
+                        seed=1000 + 10 * place + image, size=(48, 48))
+    return root
+
+
+def _vpr(*args: str, cwd: Path) -> list[str]:
+    return [sys.executable, "-m", "vpr", *args]
+
+
+def _train_command(train: Path, test: Path, logs: Path, name: str, epochs: int) -> list[str]:
+    return _vpr("train", "--train_path", str(train), "--val_path", str(test), "--test_path",
+                str(test), "--log_dir", str(logs), "--exp_name", name, "--max_epochs",
+                str(epochs), *TRAIN_FLAGS, cwd=logs)
+
+
+def _state(checkpoint: Path) -> dict[str, torch.Tensor]:
+    return torch.load(checkpoint, weights_only=True)["state_dict"]
+
+
+def _final_results(run: Path) -> dict:
+    files = sorted(run.glob("results/test_*/results.json"))
+    return json.loads(files[-1].read_text())
+
+
+def test_sigkill_mid_epoch_then_resume_equals_uninterrupted(noisy_train, tiny_retrieval,
+                                                           tmp_path):
+    logs = tmp_path / "logs"
+    epochs = 4
+    subprocess.run(_train_command(noisy_train, tiny_retrieval, logs, "whole", epochs),
+                   check=True, capture_output=True, timeout=600)
+
+    process = subprocess.Popen(
+        _train_command(noisy_train, tiny_retrieval, logs, "killed", epochs),
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    last = logs / "lightning_logs" / "killed" / "checkpoints" / "last.ckpt"
+    deadline = time.time() + 300
+    while not last.exists() and time.time() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    time.sleep(0.3)  # into the next epoch
+    assert process.poll() is None, "training ended before it could be killed"
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    assert process.returncode == -signal.SIGKILL
+    # The checkpoint left behind is complete and loadable.
+    killed_at = torch.load(last, weights_only=True)["global_step"]
+    assert 0 < killed_at < epochs * 8
+
+    subprocess.run(_vpr("train", "--resume", str(last), "--no_progress_bar", "--num_workers",
+                        "0", "--accelerator", "cpu", "--seed", "7", cwd=logs),
+                   check=True, capture_output=True, timeout=600)
+
+    whole = logs / "lightning_logs" / "whole"
+    killed = logs / "lightning_logs" / "killed"
+    reference, resumed = _state(whole / "checkpoints" / "last.ckpt"), _state(last)
+    assert reference.keys() == resumed.keys()
+    for key in reference:
+        assert torch.equal(reference[key], resumed[key]), key
+    assert _final_results(whole)["recalls"] == _final_results(killed)["recalls"]
+
+
+def test_resume_auto_picks_the_newest_valid_checkpoint(noisy_train, tiny_retrieval, tmp_path):
+    logs = tmp_path / "logs"
+    subprocess.run(_train_command(noisy_train, tiny_retrieval, logs, "auto", 1),
+                   check=True, capture_output=True, timeout=600)
+    checkpoints = logs / "lightning_logs" / "auto" / "checkpoints"
+    # A newer but truncated file must be skipped, not crash the resume.
+    broken = checkpoints / "zz_broken.ckpt"
+    broken.write_bytes((checkpoints / "last.ckpt").read_bytes()[:100])
+    result = subprocess.run(
+        _vpr("train", "--resume", "auto", "--exp_name", "auto", "--log_dir", str(logs),
+             "--max_epochs", "2", "--no_progress_bar", "--num_workers", "0",
+             "--accelerator", "cpu", cwd=logs),
+        capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "zz_broken.ckpt" in result.stdout + result.stderr
+    assert torch.load(checkpoints / "last.ckpt", weights_only=True)["global_step"] == 16
+
+
+def test_ddp_two_processes_train_and_test_like_one(noisy_train, tiny_retrieval, tmp_path):
+    logs = tmp_path / "logs"
+    command = _train_command(noisy_train, tiny_retrieval, logs, "ddp", 1)
+    command += ["--devices", "2", "--strategy", "ddp"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    run = logs / "lightning_logs" / "ddp"
+    ddp_results = _final_results(run)
+    best = ddp_results["checkpoint"]
+    single = subprocess.run(
+        _vpr("test", "--ckpt_path", best, "--test_path", str(tiny_retrieval), "--num_workers",
+             "0", "--no_progress_bar", "--accelerator", "cpu", "--devices", "1", cwd=tmp_path),
+        capture_output=True, text=True, timeout=600, cwd=tmp_path,
+    )
+    assert single.returncode == 0, single.stderr[-3000:]
+    assert _final_results(run)["recalls"] == ddp_results["recalls"]
+    # Both results files exist: the DDP one and the single-process one.
+    assert len(list(run.glob("results/test_*/results.json"))) == 2
