@@ -11,7 +11,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --upgrade pip >/dev/null
 	# torch first, pinned to the build this project is tested with (local wheels here).
 	$(BIN)/pip install "torch==2.14.1" "torchvision==0.29.1"
-	$(BIN)/pip install -e ".[dev]"
+	$(BIN)/pip install -e ".[dev,serve]"
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -51,3 +51,21 @@ def tiny_retrieval(tmp_path: Path) -> Path:
     # Query 2 far away: no positive.
     write_image(root / "queries", 600000.0, 4000000.0, "q2", 102)
     return root
+
+
+@pytest.fixture(scope="session")
+def served_world(tmp_path_factory) -> dict[str, Path]:
+    """A tiny location index for the serving tests: places 0-3 of `test_locate`, 3 images each.
+
+    Keys: ``database`` (the images), ``ckpt`` (an untrained 32 x 32 model), ``index``.
+    """
+    from test_locate import save_tiny_checkpoint, write_place
+
+    from vpr.locate import LocationIndex
+
+    root = tmp_path_factory.mktemp("served")
+    for place in range(4):
+        write_place(root / "database", place)
+    ckpt = save_tiny_checkpoint(root / "model.ckpt")
+    LocationIndex.build(root / "index", ckpt, root / "database", device="cpu")
+    return {"database": root / "database", "ckpt": ckpt, "index": root / "index"}

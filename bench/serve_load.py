@@ -1,0 +1,240 @@
+"""Load test of `vpr serve`: a bounded number of POST /locate requests on loopback.
+
+Starts `vpr serve` in a subprocess (on 127.0.0.1, a free port) over a small synthetic index,
+sends --requests uploads of query photos from --concurrency threads (one HTTP client
+each), stops by itself, and reports requests/s and the latency percentiles.
+
+Without --index, the index is made in --workdir (reused by later runs): the ``tiny``
+synthetic city (`vpr synth --preset tiny`) at --image_size, its database images (every
+database/ folder and the training places) described by --ckpt or, by default, an untrained
+ResNet-18 + ConvAP (the same speed as a trained one); the query photos are the city's
+queries. Only loopback addresses are ever used.
+
+    python bench/serve_load.py --requests 200 --concurrency 4
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+# Runs the real `vpr serve` command line (whether or not it is registered in `vpr`).
+SERVE_CODE = ("import argparse, sys; from vpr.cli import serve; "
+              "parser = argparse.ArgumentParser(prog='vpr'); "
+              "serve.add_parser(parser.add_subparsers()); "
+              "args = parser.parse_args(sys.argv[1:]); sys.exit(args.func(args))")
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """``"256x192"`` -> (256, 192): width, height."""
+    width, _, height = text.lower().partition("x")
+    return int(width), int(height or width)
+
+
+def save_untrained_checkpoint(path: Path, seed: int = 0) -> Path:
+    """An untrained ResNet-18 + ConvAP checkpoint (no download: no pretrained weights)."""
+    import lightning
+
+    from vpr.training.module import VPRModule
+
+    lightning.seed_everything(seed, verbose=False)
+    module = VPRModule(pretrained="none")
+    trainer = lightning.Trainer(max_epochs=0, logger=False, enable_checkpointing=False,
+                                enable_progress_bar=False, enable_model_summary=False)
+    trainer.strategy.connect(module)
+    trainer.save_checkpoint(path)
+    return path
+
+
+def prepare_index(workdir: Path, image_size: tuple[int, int], ckpt: Path | None = None,
+                  seed: int = 0) -> tuple[Path, list[Path]]:
+    """The synthetic city, a checkpoint and its index in ``workdir`` (made once, then reused).
+
+    Returns:
+        ``(index folder, query photos)``.
+    """
+    from vpr.data.images import list_images
+    from vpr.data.synthetic import generate_city
+    from vpr.locate import LocationIndex
+    from vpr.locate.index import sha256_of
+
+    city = workdir / f"city_{image_size[0]}x{image_size[1]}"
+    print(f"Synthetic city in {city} (made once, about a minute)...", flush=True)
+    generate_city(city, preset="tiny", seed=seed, image_size=image_size, progress=False)
+    if ckpt is None:
+        ckpt = workdir / "untrained.ckpt"
+        if not ckpt.is_file():
+            save_untrained_checkpoint(ckpt, seed)
+    images = list_images(city)
+    database = [path for path in images if "queries" not in path.parts]
+    queries = [path for path in images if "queries" in path.parts]
+    index_path = workdir / f"index_{city.name}"
+    try:
+        index = LocationIndex.load(index_path)
+        fresh = index.meta["model"]["sha256"] == sha256_of(ckpt) and len(index) == len(database)
+    except (ValueError, FileNotFoundError):
+        fresh = False
+    if not fresh:
+        print(f"Indexing {len(database)} images with {ckpt}...", flush=True)
+        LocationIndex.build(index_path, ckpt, database, device="cpu", overwrite=True)
+    return index_path, queries
+
+
+def free_loopback_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_server(index: Path, port: int, top_k: int, timeout_s: float = 180.0
+                 ) -> subprocess.Popen:
+    """`vpr serve` on 127.0.0.1:``port``, once /health answers."""
+    process = subprocess.Popen(
+        [sys.executable, "-c", SERVE_CODE, "serve", "--index", str(index), "--host",
+         "127.0.0.1", "--port", str(port), "--top_k", str(top_k), "--device", "cpu",
+         "--log_level", "warning"])
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"vpr serve exited with code {process.returncode}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
+                return process
+        except httpx.TransportError:
+            pass
+        time.sleep(0.25)
+    process.terminate()
+    raise RuntimeError(f"vpr serve did not answer within {timeout_s:.0f} s")
+
+
+def run_load(url: str, photos: list[tuple[str, bytes]], requests: int, concurrency: int,
+             max_seconds: float) -> tuple[list[float], list[int], float]:
+    """Sends ``requests`` uploads from ``concurrency`` threads (stops early at max_seconds).
+
+    Returns:
+        ``(latencies in seconds, status codes, wall seconds)``.
+    """
+    local = threading.local()
+    counter = iter(range(requests))
+    lock = threading.Lock()
+    deadline = time.monotonic() + max_seconds
+    latencies: list[float] = []
+    statuses: list[int] = []
+
+    def worker() -> None:
+        local.client = httpx.Client(base_url=url, timeout=120)
+        with local.client:
+            while time.monotonic() < deadline:
+                with lock:
+                    number = next(counter, None)
+                if number is None:
+                    return
+                name, content = photos[number % len(photos)]
+                start = time.perf_counter()
+                try:
+                    status = local.client.post(
+                        "/locate", files={"file": (name, content, "image/jpeg")}).status_code
+                except httpx.HTTPError:
+                    status = 0
+                elapsed = time.perf_counter() - start
+                with lock:
+                    latencies.append(elapsed)
+                    statuses.append(status)
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(concurrency) as pool:
+        for future in [pool.submit(worker) for _ in range(concurrency)]:
+            future.result()
+    return latencies, statuses, time.perf_counter() - start
+
+
+def machine() -> str:
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    return (f"{os.cpu_count()} CPUs ({cpu}), Python {platform.python_version()}, "
+            f"torch {torch.__version__} ({torch.get_num_threads()} threads), "
+            f"load average {load:.1f} at the start")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--index", type=Path, default=None,
+                        help="an existing index (default: the synthetic one in --workdir)")
+    parser.add_argument("--photos", type=Path, nargs="*", default=None,
+                        help="query photos to send (default: the synthetic city's queries)")
+    parser.add_argument("--workdir", type=Path,
+                        default=Path(tempfile.gettempdir()) / "vpr-serve-bench",
+                        help="where the synthetic city and index are kept between runs")
+    parser.add_argument("--image_size", type=parse_size, default=(256, 192), metavar="WxH",
+                        help="synthetic image size (default: 256x192)")
+    parser.add_argument("--ckpt", type=Path, default=None,
+                        help="checkpoint for the synthetic index (default: untrained)")
+    parser.add_argument("--requests", type=int, default=200, help="requests in all (200)")
+    parser.add_argument("--concurrency", type=int, default=4, help="client threads (4)")
+    parser.add_argument("--warmup", type=int, default=4, help="requests before timing (4)")
+    parser.add_argument("--top_k", type=int, default=5, help="matches per photo (5)")
+    parser.add_argument("--max_seconds", type=float, default=600.0,
+                        help="stop sending after this long, whatever the count (600)")
+    args = parser.parse_args()
+
+    if args.index is None:
+        args.workdir.mkdir(parents=True, exist_ok=True)
+        index, queries = prepare_index(args.workdir, args.image_size, args.ckpt)
+    else:
+        index, queries = args.index, []
+    paths = args.photos or queries
+    if not paths:
+        parser.error("no photos to send: pass --photos with --index")
+    photos = [(path.name, path.read_bytes()) for path in paths]
+    from vpr.locate import LocationIndex
+
+    indexed = LocationIndex.load(index)
+    size = f"{len(indexed)} images, {indexed.meta['index']['type']}, dim " \
+           f"{indexed.descriptors.shape[1]}"
+    print(f"Machine: {machine()}", flush=True)
+
+    port = free_loopback_port()
+    server = start_server(index, port, args.top_k)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        run_load(url, photos, args.warmup, 1, args.max_seconds)
+        latencies, statuses, wall = run_load(url, photos, args.requests, args.concurrency,
+                                             args.max_seconds)
+    finally:
+        server.terminate()
+        server.wait(30)
+    milliseconds = np.array(latencies) * 1000
+    ok = sum(status == 200 for status in statuses)
+    p50, p90, p99 = np.percentile(milliseconds, [50, 90, 99])
+    print(f"index: {index} ({size}); {len(photos)} distinct photos, top_k {args.top_k}")
+    print(f"{len(statuses)} requests, concurrency {args.concurrency}: {ok} ok, "
+          f"{len(statuses) - ok} failed, {wall:.1f} s")
+    print("| requests | concurrency | ok | requests/s | p50 ms | p90 ms | p99 ms | mean ms |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print(f"| {len(statuses)} | {args.concurrency} | {ok} | {len(statuses) / wall:.1f} | "
+          f"{p50:.0f} | {p90:.0f} | {p99:.0f} | {milliseconds.mean():.0f} |")
+
+
+if __name__ == "__main__":
+    main()

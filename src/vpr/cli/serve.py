@@ -1,0 +1,57 @@
+"""`vpr serve`: a geolocation HTTP service and web page over a location index."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "serve", help="serve a web page and an HTTP API that locate photos with an index",
+        description="Load a location index and its model once, then answer POST /locate "
+                    "(an uploaded photo -> the JSON of `vpr locate --json`), GET / (a page: "
+                    "pick or drop a photo, see the prediction, the matches and a map), "
+                    "GET /thumbnail/ID, GET /health and /docs. Binds to loopback by default. "
+                    "Needs fastapi, uvicorn and python-multipart.",
+    )
+    parser.add_argument("--index", required=True, help="a folder made by `vpr index build`")
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address to listen on (default: 127.0.0.1, this machine only)")
+    parser.add_argument("--port", type=int, default=8000,
+                        help="port to listen on; 0 picks a free one (default: 8000)")
+    parser.add_argument("--max_upload_mb", type=float, default=20.0,
+                        help="largest photo accepted, in MB; larger ones get 413 (default: 20)")
+    parser.add_argument("--top_k", type=int, default=5,
+                        help="matches per photo when a request does not say (default: 5)")
+    parser.add_argument("--radius", type=float, default=25.0,
+                        help="matches within this many metres form a cluster (default: 25)")
+    parser.add_argument("--ckpt_path", default=None,
+                        help="the index's checkpoint, if it moved (checked by sha256)")
+    parser.add_argument("--device", default="auto",
+                        help="cpu, cuda... or auto (default: auto)")
+    parser.add_argument("--nprobe", type=int, default=None,
+                        help="ivf/ivfpq indexes: lists visited per query (default: as built)")
+    parser.add_argument("--log_level", default="info",
+                        choices=("debug", "info", "warning", "error"),
+                        help="server log level; debug also logs each request (default: info)")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        from vpr.serve import create_app, serve
+    except ImportError as error:  # the serving dependencies are optional
+        raise ValueError(f"vpr serve needs fastapi, uvicorn and python-multipart ({error}); "
+                         "install them with pip install 'vpr[serve]'") from error
+
+    logging.basicConfig(level=getattr(logging, args.log_level.upper()),
+                        format="%(levelname)s: %(message)s")
+    app = create_app(args.index, ckpt_path=args.ckpt_path, top_k=args.top_k,
+                     radius_m=args.radius, max_upload_mb=args.max_upload_mb,
+                     device=args.device, nprobe=args.nprobe)
+    try:
+        serve(app, host=args.host, port=args.port, log_level=args.log_level)
+    except OSError as error:  # e.g. port already in use
+        raise ValueError(f"cannot listen on {args.host}:{args.port}: {error}") from error
+    return 0

@@ -1,0 +1,232 @@
+"""The FastAPI app of `vpr serve`: ``POST /locate``, the page, thumbnails, health.
+
+Rules that hold for every request:
+
+- the index and the model are loaded once, in `create_app`; requests share them;
+- bodies over the upload limit are refused with 413 before they are parsed;
+- an upload that is not a readable image gets a 4xx (400 empty, 415 not an image, 422
+  damaged), never a 500;
+- no value from a request ever reaches the file system: thumbnails are addressed by the
+  item number of an indexed image, uploads are written under names the service makes;
+- unknown query parameters and form fields are refused (422) rather than ignored.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import typing
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, File, Form, HTTPException, Query, Request, UploadFile
+from fastapi import Path as PathParameter
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from pydantic import BaseModel, Field, create_model
+
+import vpr
+from vpr.locate.predict import DEFAULT_RADIUS_M, DEFAULT_TOP_K, LocateResult, Match
+from vpr.serve.locator import Locator, ThumbnailError
+from vpr.serve.page import CONTENT_SECURITY_POLICY, render_page
+from vpr.serve.uploads import MULTIPART_OVERHEAD_BYTES, BodySizeLimit, UploadError, check_image
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MAX_UPLOAD_MB = 20.0
+MAX_TOP_K = 100
+FORM_FIELDS = {"file", "top_k"}
+# Upload names are echoed back as `photo`; they are labels, never paths.
+MAX_NAME_LENGTH = 255
+
+
+def _schema_of(dataclass: type, name: str, leading: dict[str, Any] | None = None,
+               **overrides: Any) -> type[BaseModel]:
+    """A pydantic model with the fields of a result dataclass, for the OpenAPI description.
+
+    Args:
+        dataclass: `Match` or `LocateResult`.
+        name: the schema's name.
+        leading: fields put before the dataclass's, as ``name=(type, default or Field)``.
+        overrides: dataclass fields given another type, same form.
+    """
+    hints = typing.get_type_hints(dataclass)
+    fields: dict[str, Any] = dict(leading or {})
+    for item in dataclasses.fields(dataclass):
+        fields[item.name] = overrides.get(item.name, (hints[item.name], ...))
+    return create_model(name, **fields)
+
+
+MatchOut = _schema_of(Match, "Match", leading={"id": (int | None, Field(
+    description="the match's item number in the index: GET /thumbnail/{id} shows it"))})
+LocateOut = _schema_of(LocateResult, "LocateResult", matches=(list[MatchOut], ...))
+
+
+class Health(BaseModel):
+    """What /health answers."""
+
+    status: str
+    vpr_version: str
+    images: int
+    index_type: str
+    descriptors_dim: int
+    device: str
+    default_top_k: int
+    max_top_k: int
+    max_upload_mb: float
+
+
+def _reject_unknown_query(request: Request) -> None:
+    """Refuses query parameters the route does not declare (instead of ignoring them)."""
+    route = request.scope.get("route")
+    dependant = getattr(route, "dependant", None)
+    if dependant is None:
+        return
+    allowed: set[str] = set()
+    pending = [dependant]
+    while pending:  # the route's own parameters and those of its dependencies
+        current = pending.pop()
+        allowed.update(parameter.alias for parameter in current.query_params)
+        pending.extend(current.dependencies)
+    unknown = sorted(set(request.query_params) - allowed)
+    if unknown:
+        raise HTTPException(422, f"unknown query parameter(s): {', '.join(unknown)}; "
+                                 f"allowed: {', '.join(sorted(allowed)) or 'none'}")
+
+
+def _photo_name(filename: str | None) -> str:
+    """The upload's file name as a label; a name with a path in it is refused."""
+    name = (filename or "upload").strip() or "upload"
+    lowered = name.lower()
+    if (any(character in name for character in "/\\") or "%2f" in lowered
+            or "%5c" in lowered or name.startswith("..")
+            or any(ord(character) < 32 for character in name)):
+        raise UploadError(400, "the upload's file name must be a plain name, not a path")
+    return name[:MAX_NAME_LENGTH]
+
+
+def create_app(
+    index_path: str | Path,
+    ckpt_path: str | Path | None = None,
+    top_k: int = DEFAULT_TOP_K,
+    radius_m: float = DEFAULT_RADIUS_M,
+    max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB,
+    device: str = "auto",
+    nprobe: int | None = None,
+) -> FastAPI:
+    """Loads the index and its model once and returns the service's app.
+
+    Args:
+        index_path: a folder made by `vpr index build`.
+        ckpt_path: where the index's checkpoint is now, if it moved (checked by sha256).
+        top_k: matches per photo when a request does not say.
+        radius_m: matches within this distance form a cluster.
+        max_upload_mb: the largest photo accepted, in MiB (larger: 413).
+        device: ``cpu``, ``cuda``... or ``auto``.
+        nprobe: lists visited per query, for ivf/ivfpq indexes (default: as built).
+
+    Raises:
+        LocationIndexError: the index or its checkpoint cannot be used.
+        ValueError: a setting out of range.
+    """
+    if not 1 <= top_k <= MAX_TOP_K:
+        raise ValueError(f"top_k must be between 1 and {MAX_TOP_K}, got {top_k}")
+    if max_upload_mb <= 0:
+        raise ValueError(f"max_upload_mb must be positive, got {max_upload_mb}")
+    max_upload_bytes = int(max_upload_mb * 2**20)
+    locator = Locator(index_path, ckpt_path=ckpt_path, radius_m=radius_m, device=device,
+                      nprobe=nprobe)
+    page = render_page(len(locator), top_k, MAX_TOP_K, max_upload_bytes)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        yield
+        locator.close()
+
+    app = FastAPI(
+        title="vpr serve",
+        version=vpr.__version__,
+        description="Where was this photo taken? Retrieval of the most similar geotagged "
+                    f"images in a location index of {len(locator):,} images, then a vote "
+                    "on their positions. The page at / does the same interactively.",
+        dependencies=[Depends(_reject_unknown_query)],
+        lifespan=lifespan,
+    )
+    app.state.locator = locator
+    app.add_middleware(BodySizeLimit, max_bytes=max_upload_bytes + MULTIPART_OVERHEAD_BYTES,
+                       limit_text=f"{max_upload_mb:g} MB")
+
+    @app.exception_handler(UploadError)
+    async def upload_error(request: Request, error: UploadError) -> JSONResponse:
+        return JSONResponse({"detail": error.message}, status_code=error.status_code)
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def index_page() -> HTMLResponse:
+        return HTMLResponse(page, headers={"Content-Security-Policy": CONTENT_SECURITY_POLICY})
+
+    @app.get("/health", response_model=Health, summary="Is the service up, and what does it serve")
+    def health() -> Health:
+        return Health(
+            status="ok", vpr_version=vpr.__version__, images=len(locator),
+            index_type=locator.index.meta["index"]["type"],
+            descriptors_dim=int(locator.index.descriptors.shape[1]), device=locator.device,
+            default_top_k=top_k, max_top_k=MAX_TOP_K, max_upload_mb=max_upload_mb,
+        )
+
+    @app.post(
+        "/locate",
+        response_model=list[LocateOut],
+        summary="Where was this photo taken?",
+        description="The same JSON as `vpr locate --json` for one photo (a list of one "
+                    "result): the predicted location, its confidence and the top-k matches "
+                    "with coordinates and similarity. `photo` is the upload's file name; each "
+                    "match also has `id`, its item number for /thumbnail/{id}. `top_k` may be "
+                    "given as a form field or a query parameter.",
+        responses={
+            400: {"description": "empty upload, or a file name with a path"},
+            413: {"description": "upload larger than --max_upload_mb"},
+            415: {"description": "not an image"},
+            422: {"description": "damaged image, or invalid top_k / unknown field"},
+        },
+    )
+    async def locate_photo(
+        request: Request,
+        file: Annotated[UploadFile, File(description="the photo (JPEG, PNG, WebP...)")],
+        top_k_form: Annotated[int | None, Form(alias="top_k", ge=1, le=MAX_TOP_K)] = None,
+        top_k_query: Annotated[int | None, Query(alias="top_k", ge=1, le=MAX_TOP_K)] = None,
+    ) -> JSONResponse:
+        unknown = sorted(set((await request.form()).keys()) - FORM_FIELDS)
+        if unknown:
+            raise HTTPException(422, f"unknown form field(s): {', '.join(unknown)}; "
+                                     f"allowed: {', '.join(sorted(FORM_FIELDS))}")
+        name = _photo_name(file.filename)
+        data = await file.read(max_upload_bytes + 1)
+        if len(data) > max_upload_bytes:
+            raise UploadError(413, f"upload too large: the limit is {max_upload_mb:g} MB")
+        await run_in_threadpool(check_image, data)
+        count = top_k_form or top_k_query or top_k
+        results = await run_in_threadpool(locator.locate, data, name, count)
+        # Returned as is, not re-validated by response_model: the `to_dict()` of the CLI.
+        return JSONResponse(results)
+
+    @app.get(
+        "/thumbnail/{match_id}",
+        response_class=Response,
+        summary="A small JPEG of an indexed image",
+        description="Only images of the index are served, by item number (the `id` of a "
+                    "match); nothing else on the server can be reached this way.",
+        responses={200: {"content": {"image/jpeg": {}}},
+                   404: {"description": "no such item, or its image is unavailable"}},
+    )
+    def thumbnail(match_id: Annotated[int, PathParameter(ge=0)]) -> Response:
+        try:
+            jpeg = locator.thumbnail(match_id)
+        except ThumbnailError as error:
+            raise HTTPException(404, str(error)) from error
+        return Response(jpeg, media_type="image/jpeg",
+                        headers={"Cache-Control": "public, max-age=3600"})
+
+    logger.info("Serving %s: %d images, model on %s", locator.index.path, len(locator),
+                locator.device)
+    return app

@@ -1,0 +1,148 @@
+"""Checking uploads before they reach the model: a body-size limit and an image check.
+
+The size limit is an ASGI middleware, so that an oversized request is answered 413 before
+its body is parsed or stored: from its Content-Length, or as soon as a chunked body passes
+the limit. The rest of the body is then read and thrown away (up to a bound) before the
+413 goes out: a server that closes a connection with unread data makes the kernel reset it,
+and the client would see "connection reset" instead of the 413.
+
+The image check decodes the upload fully (a truncated JPEG fails here, not in the model)
+and only accepts common raster formats, so that no exotic decoder is reached.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from typing import Any
+
+from PIL import Image, UnidentifiedImageError
+
+# Formats PIL may try on an upload; EPS and the like (external decoders) are never tried.
+ACCEPTED_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "GIF", "TIFF")
+# Room for the multipart boundaries, part headers and small form fields around the file.
+MULTIPART_OVERHEAD_BYTES = 64 * 1024
+# An oversized body is discarded up to this many times the limit before the 413 is sent;
+# past that the connection is closed at once (the client may then only see a reset).
+DRAIN_FACTOR = 4
+DEFAULT_MAX_PIXELS = 40_000_000
+
+
+class UploadError(ValueError):
+    """An upload the service refuses, with the HTTP status that says why."""
+
+    def __init__(self, status_code: int, message: str) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.message = message
+
+
+def check_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> str:
+    """Decodes an uploaded image completely and returns its format (``"JPEG"``...).
+
+    Args:
+        data: the uploaded bytes.
+        max_pixels: larger images are refused before they are decoded.
+
+    Raises:
+        UploadError: 400 for an empty upload, 415 for something that is not an image of
+            an accepted format, 422 for a damaged (e.g. truncated) or too large image.
+    """
+    if not data:
+        raise UploadError(400, "empty upload: send a photo (JPEG, PNG, WebP...)")
+    try:
+        with Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS) as image:
+            width, height = image.size
+            if width * height > max_pixels:
+                raise UploadError(422, f"image of {width} x {height} pixels is too large "
+                                       f"(at most {max_pixels:,} pixels)")
+            image.load()
+            return str(image.format)
+    except UnidentifiedImageError as error:
+        raise UploadError(415, "not an image: send a photo "
+                               f"({', '.join(ACCEPTED_FORMATS)})") from error
+    except Image.DecompressionBombError as error:
+        raise UploadError(422, f"image too large to decode ({error})") from error
+    except (OSError, SyntaxError, ValueError, EOFError) as error:
+        raise UploadError(422, f"damaged or truncated image ({error})") from error
+
+
+async def _send_json(send: Any, status_code: int, detail: str) -> None:
+    body = json.dumps({"detail": detail}).encode()
+    await send({"type": "http.response.start", "status": status_code,
+                "headers": [(b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode()),
+                            (b"connection", b"close")]})
+    await send({"type": "http.response.body", "body": body})
+
+
+class BodySizeLimit:
+    """ASGI middleware: request bodies over ``max_bytes`` get 413 before the app sees them.
+
+    The body is read here (at most ``max_bytes`` of it kept) and replayed to the app, so the
+    app never starts on a request that will turn out too large.
+
+    Args:
+        app: the ASGI app to protect.
+        max_bytes: the largest body accepted.
+        limit_text: how the limit is named in the error message (e.g. ``"20 MB"``).
+    """
+
+    def __init__(self, app: Any, max_bytes: int, limit_text: str) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+        self.limit_text = limit_text
+
+    async def _refuse(self, receive: Any, send: Any, received: int, more_body: bool) -> None:
+        """Discards the rest of the body (within the bound), then answers 413."""
+        while more_body and received <= DRAIN_FACTOR * self.max_bytes:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            received += len(message.get("body", b""))
+            more_body = message.get("more_body", False)
+        await _send_json(send, 413, f"upload too large: the limit is {self.limit_text} "
+                                    "(vpr serve --max_upload_mb)")
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        length = headers.get(b"content-length")
+        if length is not None:
+            try:
+                declared = int(length)
+            except ValueError:
+                await _send_json(send, 400, "invalid Content-Length header")
+                return
+            if declared > self.max_bytes:
+                more = declared <= DRAIN_FACTOR * self.max_bytes
+                await self._refuse(receive, send, 0, more_body=more)
+                return
+        chunks: list[bytes] = []
+        received = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunk = message.get("body", b"")
+            received += len(chunk)
+            if received > self.max_bytes:
+                chunks.clear()
+                await self._refuse(receive, send, received, message.get("more_body", False))
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        replayed = False
+
+        async def replay() -> dict[str, Any]:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()  # after the body: wait for the disconnect, as usual
+
+        await self.app(scope, replay, send)
