@@ -124,3 +124,27 @@ def test_ddp_two_processes_train_and_test_like_one(noisy_train, tiny_retrieval, 
     assert _final_results(run)["recalls"] == ddp_results["recalls"]
     # Both results files exist: the DDP one and the single-process one.
     assert len(list(run.glob("results/test_*/results.json"))) == 2
+
+
+def test_nan_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(
+        tiny_train, tiny_retrieval, tmp_path, monkeypatch, capsys):
+    import vpr.training.module as module_code
+    from vpr.cli import main as vpr_main
+
+    real = module_code.compute_loss
+    calls = {"n": 0}
+
+    def poisoned(loss_fn, miner, descriptors, labels):
+        calls["n"] += 1
+        loss, batch_acc = real(loss_fn, miner, descriptors, labels)
+        return (loss * float("nan") if calls["n"] == 5 else loss), batch_acc
+
+    monkeypatch.setattr(module_code, "compute_loss", poisoned)
+    code = vpr_main(["train", "--train_path", str(tiny_train), "--val_path", str(tiny_retrieval),
+                     "--log_dir", str(tmp_path), "--exp_name", "nan", "--max_epochs", "3",
+                     "--min_img_per_place", "2", *TRAIN_FLAGS])
+    assert code == 2
+    error = capsys.readouterr().err
+    assert "loss is nan" in error and "step 4" in error and "epoch 1" in error
+    last = tmp_path / "lightning_logs" / "nan" / "checkpoints" / "last.ckpt"
+    assert torch.load(last, weights_only=True)["global_step"] == 3

@@ -13,4 +13,5 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
     FileNotFoundError,
     NotADirectoryError,
     ValueError,
+    FloatingPointError,
 )

@@ -90,6 +90,9 @@ def add_data_options(parser: argparse.ArgumentParser, *, need_train: bool) -> No
     group.add_argument("--image_size", type=image_size, nargs="+", default=None,
                        metavar="PX", help="resize images to H [W] pixels (default: native size; "
                                           "MixVPR then assumes 224x224 for its feature size)")
+    group.add_argument("--skip_bad_images", action="store_true",
+                       help="leave unreadable test/val images out (and report them) instead of "
+                            "stopping before any work")
     group.add_argument("--randaugment_ops", type=int, default=3,
                        help="RandAugment operations per training image; 0 disables (default: 3)")
 

@@ -13,7 +13,7 @@ import torch
 from torch.utils.data import Dataset
 
 from vpr.data.geotag import parse_filename
-from vpr.data.images import BadImageError, list_images, open_rgb
+from vpr.data.images import BadImageError, find_bad_images, list_images, open_rgb
 
 logger = logging.getLogger(__name__)
 
@@ -146,6 +146,7 @@ class RetrievalSet(Dataset):
         root: str | Path,
         transform: Transform,
         positive_dist_threshold: float = 25.0,
+        skip_bad_images: bool = False,
     ) -> None:
         self.root = Path(root)
         self.transform = transform
@@ -157,6 +158,19 @@ class RetrievalSet(Dataset):
                 )
         self.database_paths = list_images(self.root / "database")
         self.query_paths = list_images(self.root / "queries")
+        # Check every file before any work: a bad image found mid-way would waste the run.
+        self.bad_images = find_bad_images(self.database_paths + self.query_paths)
+        if self.bad_images and not skip_bad_images:
+            path, problem = next(iter(self.bad_images.items()))
+            raise BadImageError(
+                f"{path}: cannot read image ({problem}); {len(self.bad_images)} bad image(s) in "
+                f"{self.root}. Fix or remove them, or pass --skip_bad_images to leave them out"
+            )
+        if self.bad_images:
+            logger.warning("%s: leaving out %d unreadable images: %s", self.root,
+                           len(self.bad_images), ", ".join(map(str, self.bad_images)))
+            self.database_paths = [p for p in self.database_paths if p not in self.bad_images]
+            self.query_paths = [p for p in self.query_paths if p not in self.bad_images]
         self.database_utm = _utm_of(self.database_paths)
         self.query_utm = _utm_of(self.query_paths)
         self.positive_dist_threshold = positive_dist_threshold

@@ -79,7 +79,8 @@ def _eval_loader(dataset: RetrievalSet, args: argparse.Namespace) -> DataLoader:
 def _retrieval_set(path: str, hparams: dict[str, Any], args: argparse.Namespace) -> RetrievalSet:
     size = hparams.get("image_size")
     return RetrievalSet(path, eval_transform(tuple(size) if size else None),
-                        positive_dist_threshold=args.positive_dist_threshold)
+                        positive_dist_threshold=args.positive_dist_threshold,
+                        skip_bad_images=getattr(args, "skip_bad_images", False))
 
 
 def _trainer(args: argparse.Namespace, **kwargs: Any) -> L.Trainer:
