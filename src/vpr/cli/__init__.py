@@ -9,7 +9,7 @@ import os
 import sys
 
 # Each module has add_parser(subparsers) and run(args) -> int.
-SUBCOMMANDS = ("demo", "train", "test", "index", "locate", "serve", "data",
+SUBCOMMANDS = ("demo", "train", "test", "index", "locate", "serve", "data", "synth", "download",
                "sweep", "report")
 
 
