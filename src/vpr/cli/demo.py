@@ -18,7 +18,7 @@ DEMO_TRAINING = {
     "pretrained": "none",
     "batch_size": 16,
     "img_per_place": 4,
-    "max_epochs": 10,
+    "max_epochs": 8,
     "num_workers": 2,
     "optimizer": "adam",
     "lr": 0.001,
