@@ -82,8 +82,9 @@ def run(args: argparse.Namespace) -> int:
 
     setup_logging()
     start = time.perf_counter()
+    # Two rendering processes: the files do not depend on the count.
     generate_city(args.data, preset=args.preset, seed=args.seed,
-                  progress=not args.no_progress_bar)
+                  progress=not args.no_progress_bar, workers=2)
     train_args = demo_train_args(args)
     hparams = resolve_hparams(train_args, None)
     L.seed_everything(args.seed, workers=True)

@@ -158,6 +158,8 @@ class RetrievalSet(Dataset):
                 )
         self.database_paths = list_images(self.root / "database")
         self.query_paths = list_images(self.root / "queries")
+        # Names first (cheap, and a bad name is the likelier mistake), then the files.
+        _utm_of(self.database_paths + self.query_paths)
         # Check every file before any work: a bad image found mid-way would waste the run.
         self.bad_images = find_bad_images(self.database_paths + self.query_paths)
         if self.bad_images and not skip_bad_images:

@@ -38,7 +38,7 @@ from vpr.data.synthetic.presets import Preset
 from vpr.data.synthetic.rng import rng_for
 
 MIN_PLACE_DISTANCE = 36.0  # metres between the centres of two training places
-PLACE_JITTER = 3.0  # metres: an image is at most this far (along and across) from its place
+PLACE_JITTER = 3.0  # metres along the street (a third of it across) from its place
 PLACE_HEADING_JITTER = 10.0  # degrees, training images around their place's heading
 DATABASE_LANE = 1.5  # metres right of the centre line: the database traversal
 QUERY_ALONG = 2.5  # metres: a query stands this far at most along the street from a location
