@@ -63,9 +63,10 @@ def test_bad_names_are_named_in_the_error(name, message):
     assert name in str(info.value)
 
 
-def test_format_refuses_at_sign_in_a_field():
-    with pytest.raises(GeoTagError):
-        format_filename(GeoTag(1.0, 2.0, note="a@b"))
+@pytest.mark.parametrize("note", ["a@b", "a/b", "a\\b"])
+def test_format_refuses_separators_in_a_field(note):
+    with pytest.raises(GeoTagError, match="must not contain"):
+        format_filename(GeoTag(1.0, 2.0, note=note))
 
 
 def test_latitude_survives_at_centimetre_precision():

@@ -131,7 +131,10 @@ def format_filename(tag: GeoTag, extension: str = ".jpg") -> str:
     """Builds the full 14-field @-format file name of a geotag."""
     for field in fields(tag):
         value = getattr(tag, field.name)
-        if isinstance(value, str) and "@" in value:
-            raise GeoTagError(f"the {field.name} field {value!r} must not contain '@'")
+        if isinstance(value, str) and any(char in value for char in "@/\\"):
+            # '@' would shift the fields; a slash would silently create a sub-folder.
+            raise GeoTagError(
+                f"the {field.name} field {value!r} must not contain '@', '/' or '\\'"
+            )
     body = "@".join(_format_value(name, getattr(tag, name)) for name in FIELD_NAMES)
     return f"@{body}@{extension}"
