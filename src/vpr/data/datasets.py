@@ -159,7 +159,7 @@ class RetrievalSet(Dataset):
         self.database_paths = list_images(self.root / "database")
         self.query_paths = list_images(self.root / "queries")
         # Names first (cheap, and a bad name is the likelier mistake), then the files.
-        _utm_of(self.database_paths + self.query_paths)
+        utm_of_path = _utm_by_path(self.database_paths + self.query_paths)
         # Check every file before any work: a bad image found mid-way would waste the run.
         self.bad_images = find_bad_images(self.database_paths + self.query_paths)
         if self.bad_images and not skip_bad_images:
@@ -173,8 +173,8 @@ class RetrievalSet(Dataset):
                            len(self.bad_images), ", ".join(map(str, self.bad_images)))
             self.database_paths = [p for p in self.database_paths if p not in self.bad_images]
             self.query_paths = [p for p in self.query_paths if p not in self.bad_images]
-        self.database_utm = _utm_of(self.database_paths)
-        self.query_utm = _utm_of(self.query_paths)
+        self.database_utm = _stack(utm_of_path, self.database_paths)
+        self.query_utm = _stack(utm_of_path, self.query_paths)
         self.positive_dist_threshold = positive_dist_threshold
         self.positives_per_query = positives_within(
             self.query_utm, self.database_utm, positive_dist_threshold
@@ -208,6 +208,11 @@ class RetrievalSet(Dataset):
         )
 
 
-def _utm_of(paths: list[Path]) -> np.ndarray:
-    tags = [parse_filename(path) for path in paths]
-    return np.array([(tag.utm_east, tag.utm_north) for tag in tags], dtype=np.float64)
+def _utm_by_path(paths: list[Path]) -> dict[Path, tuple[float, float]]:
+    """Parses every @-name once: {path: (UTM east, UTM north)}."""
+    return {path: (tag.utm_east, tag.utm_north) for path, tag in
+            ((path, parse_filename(path)) for path in paths)}
+
+
+def _stack(utm_of_path: dict[Path, tuple[float, float]], paths: list[Path]) -> np.ndarray:
+    return np.array([utm_of_path[path] for path in paths], dtype=np.float64).reshape(-1, 2)

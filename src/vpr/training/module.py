@@ -10,7 +10,7 @@ import lightning as L
 import numpy as np
 import torch
 
-from vpr.eval.metrics import format_recalls, recall_at_n
+from vpr.eval.metrics import format_recalls
 from vpr.eval.predictions import save_predictions
 from vpr.eval.report import evaluate_retrieval, per_query_rows, write_results
 from vpr.eval.search import search
@@ -161,7 +161,8 @@ class VPRModule(L.LightningModule):
             positive_dist_threshold=dataset.positive_dist_threshold,
             positives_per_query=dataset.positives_per_query,
         )
-        recalls = recall_at_n(predictions, dataset.positives_per_query, recall_values)
+        # evaluate_retrieval already computed the overall recalls, keyed "R@N".
+        recalls = {n: report["recalls"][f"R@{n}"] for n in recall_values}
         for n, value in recalls.items():
             # Every rank computed the same value; sync_dist averages identical numbers.
             self.log(f"{stage}/R@{n}", value, prog_bar=n == recall_values[0], sync_dist=True)
