@@ -111,3 +111,52 @@ def test_pickle_payload_is_refused_and_does_nothing(capsys, tiny_retrieval, tmp_
 def test_missing_checkpoint(capsys, tiny_retrieval, tmp_path):
     code, error = _test(capsys, tmp_path / "missing.ckpt", tiny_retrieval)
     assert code == 2 and "missing.ckpt" in error and "not found" in error
+
+
+def _checkpoint_of_another_version(path: Path, change) -> Path:
+    from vpr.training.module import VPRModule
+
+    module = VPRModule(agg_arch="GeM", descriptors_dim=16, image_size=(32, 32),
+                       pretrained="none", vpr_version="0.0.1")
+    checkpoint = {"state_dict": dict(module.state_dict()),
+                  "hyper_parameters": dict(module.hparams)}
+    change(checkpoint)
+    torch.save(checkpoint, path)
+    return path
+
+
+def test_checkpoint_of_another_version_names_what_differs(capsys, tiny_retrieval, tmp_path):
+    def rename_and_reshape(checkpoint):
+        weights = checkpoint["state_dict"]
+        key = next(k for k in weights if k.endswith(".p"))  # GeM's exponent
+        weights["model.aggregator.old_p"] = weights.pop(key)
+        fc = "model.backbone.conv1.weight"
+        weights[fc] = torch.zeros(8, *weights[fc].shape[1:])
+        checkpoint["_renamed"] = (key, fc)
+
+    path = _checkpoint_of_another_version(tmp_path / "old.ckpt", rename_and_reshape)
+    renamed, reshaped = torch.load(path, weights_only=True)["_renamed"]
+    code, error = _test(capsys, path, tiny_retrieval)
+    assert code == 2 and "old.ckpt" in error
+    assert "vpr 0.0.1" in error and "this is vpr" in error
+    assert f"missing in the file: {renamed}" in error
+    assert "model.aggregator.old_p" in error
+    assert reshaped in error and "(8, " in error
+
+
+def test_checkpoint_with_settings_this_version_does_not_know(capsys, tiny_retrieval, tmp_path):
+    def add_setting(checkpoint):
+        checkpoint["hyper_parameters"]["warp_drive"] = True
+
+    path = _checkpoint_of_another_version(tmp_path / "future.ckpt", add_setting)
+    code, error = _test(capsys, path, tiny_retrieval)
+    assert code == 2 and "future.ckpt" in error and "warp_drive" in error and "0.0.1" in error
+
+
+def test_checkpoint_that_fits_loads(tiny_retrieval, tmp_path):
+    from vpr.training.checkpoints import load_module
+
+    path = _checkpoint_of_another_version(tmp_path / "ok.ckpt", lambda checkpoint: None)
+    module = load_module(path)
+    stored = torch.load(path, weights_only=True)["state_dict"]
+    assert all(torch.equal(module.state_dict()[k], v) for k, v in stored.items())

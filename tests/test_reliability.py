@@ -148,3 +148,40 @@ def test_nan_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(
     assert "loss is nan" in error and "step 4" in error and "epoch 1" in error
     last = tmp_path / "lightning_logs" / "nan" / "checkpoints" / "last.ckpt"
     assert torch.load(last, weights_only=True)["global_step"] == 3
+
+
+_SAVER = """
+import sys, torch
+from lightning.pytorch.plugins.io import TorchCheckpointIO
+from vpr.utils.atomic import write_json_atomic
+path, kind = sys.argv[1], sys.argv[2]
+io = TorchCheckpointIO()
+step = 0
+while True:
+    step += 1
+    if kind == "ckpt":
+        io.save_checkpoint({"step": step, "w": torch.full((6_000_000,), float(step))}, path)
+    else:
+        write_json_atomic(path, {"step": step, "rows": [step] * 400_000})
+    print(step, flush=True)
+"""
+
+
+@pytest.mark.parametrize("kind", ["ckpt", "json"])
+def test_a_kill_during_a_save_leaves_a_whole_file(tmp_path, kind):
+    """SIGKILL at several moments of repeated saves: the file is always old or new, whole."""
+    path = tmp_path / f"last.{kind}"
+    for delay in (0.05, 0.23):
+        process = subprocess.Popen([sys.executable, "-c", _SAVER, str(path), kind],
+                                   stdout=subprocess.PIPE, text=True)
+        assert process.stdout.readline().strip().isdigit()  # at least one save is done
+        time.sleep(delay)  # somewhere inside a later save
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        if kind == "ckpt":
+            saved = torch.load(path, weights_only=True)
+            assert saved["w"].shape == (6_000_000,)
+            assert bool((saved["w"] == saved["step"]).all())
+        else:
+            saved = json.loads(path.read_text())
+            assert saved["rows"] == [saved["step"]] * 400_000

@@ -130,13 +130,10 @@ def load_model(ckpt_path: str | Path):
     Returns:
         ``(module, hparams)``.
     """
-    from vpr.training.checkpoints import read_checkpoint_hparams
-    from vpr.training.module import VPRModule
+    from vpr.training.checkpoints import load_module
 
-    # Validates the file first: a clear error for a truncated or foreign file.
-    hparams = read_checkpoint_hparams(ckpt_path)
-    module = VPRModule.load_from_checkpoint(ckpt_path, map_location="cpu", weights_only=True,
-                                            pretrained="none")
+    module = load_module(ckpt_path, pretrained="none")
+    hparams = dict(module.hparams)
     module.eval()
     return module, hparams
 

@@ -26,7 +26,12 @@ from vpr.cli.options import ARCHITECTURE_KEYS, MODULE_DEFAULTS, module_options
 from vpr.data.datasets import RetrievalSet, TrainPlaces, collate_places
 from vpr.data.samplers import EpochShuffleSampler, ShardedSequentialSampler
 from vpr.data.transforms import eval_transform, train_transform
-from vpr.training.checkpoints import read_checkpoint_hparams
+from vpr.training.checkpoints import (
+    check_fits,
+    load_checkpoint,
+    load_module,
+    read_checkpoint_hparams,
+)
 from vpr.training.module import VPRModule
 from vpr.utils.atomic import write_json_atomic
 from vpr.utils.logs import setup_logging
@@ -221,6 +226,8 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     val_set = _retrieval_set(val_path, hparams, args)
     test_sets = [_retrieval_set(path, hparams, args) for path in (args.test_path or [])]
     module = VPRModule(**hparams)
+    if resume:
+        check_fits(resume, load_checkpoint(resume), module)
 
     run_dir.mkdir(parents=True, exist_ok=bool(resume) or _is_ddp_child())
     if not _is_ddp_child():
@@ -287,8 +294,7 @@ def test(args: argparse.Namespace) -> list[dict[str, Any]]:
         run_dir = Path(checkpoint).resolve().parent
     setup_logging(run_dir, file_prefix="test_")
     logger.info("Command: %s", " ".join(shlex.quote(part) for part in sys.argv))
-    module = VPRModule.load_from_checkpoint(checkpoint, map_location="cpu", weights_only=True,
-                                            **_load_overrides(hparams))
+    module = load_module(checkpoint, **_load_overrides(hparams))
     L.seed_everything(args.seed, workers=True)
     trainer = _trainer(args, logger=False)
     return [_run_test(trainer, module, test_set, args, run_dir, checkpoint, ckpt_path=None)
