@@ -95,6 +95,13 @@ def add_data_options(parser: argparse.ArgumentParser, *, need_train: bool) -> No
                             "stopping before any work")
     group.add_argument("--randaugment_ops", type=int, default=3,
                        help="RandAugment operations per training image; 0 disables (default: 3)")
+    group.add_argument("--pipeline", choices=("auto", "fast", "seed"), default="auto",
+                       help="input pipeline: fast (uint8 decode in workers, batched RandAugment "
+                            "and normalisation on the device) or seed (the seed's Pillow + "
+                            "RandAugment per image in workers, float batches); auto = fast")
+    group.add_argument("--cache_images", action="store_true",
+                       help="keep decoded, resized images in a shared in-RAM cache after their "
+                            "first read (fast pipeline; needs --image_size; for datasets that fit)")
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
@@ -172,8 +179,16 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--strategy", type=str, default="auto",
                        help="Lightning strategy, e.g. ddp (default: auto)")
     group.add_argument("--precision", type=str, default=None,
-                       help="Lightning precision, e.g. 32-true, 16-mixed, bf16-mixed (default: "
-                            "16-mixed on CUDA as the seed, 32-true on CPU)")
+                       help="Lightning precision: 32-true, 16-mixed, bf16-mixed or auto (default: "
+                            "auto = bf16-mixed where the GPU or CPU computes bf16 natively, "
+                            "16-mixed on other GPUs, else 32-true; --pipeline seed: 16-mixed "
+                            "on GPU, 32-true on CPU, as the seed)")
+    group.add_argument("--channels_last", action=argparse.BooleanOptionalAction, default=None,
+                       help="run the model in channels-last memory format (default: on with the "
+                            "fast pipeline, off with --pipeline seed)")
+    group.add_argument("--compile", action="store_true",
+                       help="run the model through torch.compile (falls back to eager with a "
+                            "warning if compiling fails)")
     group.add_argument("--gradient_clip_val", type=float, default=None,
                        help="clip gradient norm to this value (default: off)")
     group.add_argument("--limit_train_batches", type=float, default=None,

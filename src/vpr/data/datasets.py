@@ -18,6 +18,11 @@ from vpr.data.images import BadImageError, find_bad_images, list_images, open_rg
 logger = logging.getLogger(__name__)
 
 Transform = Callable[[object], torch.Tensor]
+Reader = Callable[[Path], object]
+
+
+def _identity(image):
+    return image
 
 
 class TrainPlaces(Dataset):
@@ -29,14 +34,19 @@ class TrainPlaces(Dataset):
 
     Items are ``(images (K,3,H,W), labels (K,), skipped)`` where ``skipped`` counts the
     unreadable images that were replaced by another image of the same place.
+
+    Each image is ``transform(reader(path))``: by default Pillow's RGB image through the
+    seed's float transform; the fast pipeline reads uint8 tensors (`vpr.data.decode`) and
+    passes ``transform=None``.
     """
 
     def __init__(
         self,
         root: str | Path,
-        transform: Transform,
+        transform: Transform | None,
         img_per_place: int = 4,
         min_img_per_place: int = 4,
+        reader: Reader = open_rgb,
     ) -> None:
         if img_per_place > min_img_per_place:
             raise ValueError(
@@ -44,7 +54,8 @@ class TrainPlaces(Dataset):
                 f"({min_img_per_place}): a place could not provide that many distinct images"
             )
         self.root = Path(root)
-        self.transform = transform
+        self.transform = transform or _identity
+        self.reader = reader
         self.img_per_place = img_per_place
         images_per_place: dict[str, list[Path]] = defaultdict(list)
         for path in list_images(self.root):
@@ -94,7 +105,7 @@ class TrainPlaces(Dataset):
         skipped = 0
         for path in candidates:
             try:
-                images.append(self.transform(open_rgb(path)))
+                images.append(self.transform(self.reader(path)))
             except BadImageError as error:
                 # A corrupt image must not kill a long run: use another image of the place.
                 skipped += 1
@@ -139,17 +150,20 @@ class RetrievalSet(Dataset):
     Item ``i`` is ``(image, i)``: indices below ``database_num`` are database images, the
     rest are queries. ``positives_per_query[q]`` lists the database images within
     ``positive_dist_threshold`` metres of query ``q`` (UTM east/north from the @-names).
+    Images are ``transform(reader(path))``, as in `TrainPlaces`.
     """
 
     def __init__(
         self,
         root: str | Path,
-        transform: Transform,
+        transform: Transform | None,
         positive_dist_threshold: float = 25.0,
         skip_bad_images: bool = False,
+        reader: Reader = open_rgb,
     ) -> None:
         self.root = Path(root)
-        self.transform = transform
+        self.transform = transform or _identity
+        self.reader = reader
         for part in ("database", "queries"):
             if not (self.root / part).is_dir():
                 raise FileNotFoundError(
@@ -199,7 +213,7 @@ class RetrievalSet(Dataset):
         return len(self.images_paths)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        return self.transform(open_rgb(self.images_paths[index])), index
+        return self.transform(self.reader(self.images_paths[index])), index
 
     def __repr__(self) -> str:
         return (

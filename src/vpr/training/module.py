@@ -10,6 +10,7 @@ import lightning as L
 import numpy as np
 import torch
 
+from vpr.data.batch_augment import InputTransform
 from vpr.eval.metrics import format_recalls
 from vpr.eval.predictions import save_predictions
 from vpr.eval.report import evaluate_retrieval, per_query_rows, write_results
@@ -70,12 +71,49 @@ class VPRModule(L.LightningModule):
         )
         self.loss_fn = build_loss(loss_name, **dict(loss_options or {}))
         self.miner = build_miner(miner_name, miner_margin, **dict(miner_options or {}))
+        # uint8 batches (the fast pipeline) become normalised floats on the device.
+        self.input_transform = InputTransform()
+        self._augment_seed = 0
+        self._compiled: list[Any] = []  # a list: not registered as a sub-module
         self.results: dict[str, dict[str, Any]] = {}
         self.predictions_dir: Path | None = None
         self.report_dir: Path | None = None
         self._descriptors: np.ndarray | None = None
 
+    def configure_input(self, transform: InputTransform, seed: int = 0,
+                        compile_model: bool = False) -> None:
+        """Sets how batches become model input, and the speed options of the pipeline.
+
+        Args:
+            transform: the on-device transform (augmentation in training, normalisation).
+            seed: the run's seed; batch augmentation draws from (seed, step, rank).
+            compile_model: run the model through ``torch.compile``; if compiling fails, the
+                run goes on eagerly with a warning.
+        """
+        self.input_transform = transform
+        self._augment_seed = seed
+        if transform.channels_last:
+            self.model.to(memory_format=torch.channels_last)
+        self._compiled = [torch.compile(self.model)] if compile_model else []
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        images, *rest = batch
+        if images.dtype != torch.uint8 and not self.input_transform.channels_last:
+            return batch
+        generator = None
+        if self.training:
+            generator = torch.Generator().manual_seed(
+                self._augment_seed * 1_000_003 + self.global_step * 1_009 + self.global_rank)
+        images = self.input_transform(images, augment=self.training, generator=generator)
+        return (images, *rest)
+
     def forward(self, images: torch.Tensor) -> torch.Tensor:
+        if self._compiled:
+            try:
+                return self._compiled[0](images)
+            except Exception as error:  # noqa: BLE001 - any compiler failure: go on eagerly
+                logger.warning("torch.compile failed, running eagerly instead: %s", error)
+                self._compiled = []
         return self.model(images)
 
     # ---- training
@@ -98,18 +136,20 @@ class VPRModule(L.LightningModule):
 
     def configure_optimizers(self):
         hp = self.hparams
-        params = self.parameters()
         name = hp.optimizer.lower()
         if name == "sgd":
-            optimizer = torch.optim.SGD(
-                params, lr=hp.lr, momentum=hp.momentum, weight_decay=hp.weight_decay
-            )
+            cls, options = torch.optim.SGD, {"momentum": hp.momentum}
         elif name == "adam":
-            optimizer = torch.optim.Adam(params, lr=hp.lr, weight_decay=hp.weight_decay)
+            cls, options = torch.optim.Adam, {}
         elif name == "adamw":
-            optimizer = torch.optim.AdamW(params, lr=hp.lr, weight_decay=hp.weight_decay)
+            cls, options = torch.optim.AdamW, {}
         else:
             raise ValueError(f"unknown --optimizer {hp.optimizer!r}; valid: sgd, adam, adamw")
+        options.update(lr=hp.lr, weight_decay=hp.weight_decay)
+        try:  # one fused kernel for all parameters, where the device has one
+            optimizer = cls(self.parameters(), fused=True, **options)
+        except (RuntimeError, ValueError, TypeError):
+            optimizer = cls(self.parameters(), **options)
         scheduler_name = hp.scheduler.lower()
         if scheduler_name == "none":
             return optimizer

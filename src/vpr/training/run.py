@@ -23,9 +23,8 @@ from torch.utils.data import DataLoader
 
 import vpr
 from vpr.cli.options import ARCHITECTURE_KEYS, MODULE_DEFAULTS, module_options
-from vpr.data.datasets import RetrievalSet, TrainPlaces, collate_places
+from vpr.data.datasets import RetrievalSet, collate_places
 from vpr.data.samplers import EpochShuffleSampler, ShardedSequentialSampler
-from vpr.data.transforms import eval_transform, train_transform
 from vpr.training.checkpoints import (
     check_fits,
     load_checkpoint,
@@ -33,6 +32,7 @@ from vpr.training.checkpoints import (
     read_checkpoint_hparams,
 )
 from vpr.training.module import VPRModule
+from vpr.training.pipeline import default_precision, resolve_pipeline
 from vpr.utils.atomic import write_json_atomic
 from vpr.utils.logs import setup_logging
 
@@ -54,11 +54,10 @@ def _is_ddp_child() -> bool:
 
 
 def _precision(args: argparse.Namespace) -> str:
-    if args.precision:
+    if args.precision and args.precision != "auto":
         return args.precision
-    # The seed trained in fp16 on its GPU; on a CPU full precision is the safe default.
-    return "16-mixed" if torch.cuda.is_available() and args.accelerator in ("auto", "gpu",
-                                                                            "cuda") else "32-true"
+    pipeline = getattr(args, "pipeline", "auto") or "auto"
+    return default_precision(args.accelerator, "seed" if pipeline == "seed" else "fast")
 
 
 def _devices(text: str) -> Any:
@@ -78,14 +77,24 @@ def _require(path: str | None, flag: str) -> str:
 def _eval_loader(dataset: RetrievalSet, args: argparse.Namespace) -> DataLoader:
     batch_size = args.eval_batch_size or args.batch_size * args.img_per_place
     return DataLoader(dataset, batch_size=batch_size, num_workers=args.num_workers,
-                      sampler=ShardedSequentialSampler(len(dataset)))
+                      sampler=ShardedSequentialSampler(len(dataset)),
+                      pin_memory=torch.cuda.is_available())
 
 
 def _retrieval_set(path: str, hparams: dict[str, Any], args: argparse.Namespace) -> RetrievalSet:
-    size = hparams.get("image_size")
-    return RetrievalSet(path, eval_transform(tuple(size) if size else None),
-                        positive_dist_threshold=args.positive_dist_threshold,
-                        skip_bad_images=getattr(args, "skip_bad_images", False))
+    return resolve_pipeline(args, hparams.get("image_size")).retrieval_set(
+        path, positive_dist_threshold=args.positive_dist_threshold,
+        skip_bad_images=getattr(args, "skip_bad_images", False))
+
+
+def _configure_input(module: VPRModule, hparams: dict[str, Any],
+                     args: argparse.Namespace) -> None:
+    pipeline = resolve_pipeline(args, hparams.get("image_size"))
+    module.configure_input(pipeline.device_transform(), seed=args.seed,
+                           compile_model=getattr(args, "compile", False))
+    logger.info("Input pipeline: %s (channels-last %s, compile %s), precision %s",
+                pipeline.name, pipeline.channels_last, getattr(args, "compile", False),
+                _precision(args))
 
 
 def _trainer(args: argparse.Namespace, **kwargs: Any) -> L.Trainer:
@@ -217,17 +226,15 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     hparams = resolve_hparams(args, resume)
     train_path = _require(args.train_path, "--train_path")
     val_path = _require(args.val_path, "--val_path")
-    size = hparams["image_size"]
     # Build every dataset before any long work: bad input fails here, in seconds.
-    train_set = TrainPlaces(train_path, train_transform(tuple(size) if size else None,
-                                                        args.randaugment_ops),
-                            img_per_place=args.img_per_place,
-                            min_img_per_place=args.min_img_per_place)
+    train_set = resolve_pipeline(args, hparams["image_size"]).train_set(
+        train_path, img_per_place=args.img_per_place, min_img_per_place=args.min_img_per_place)
     val_set = _retrieval_set(val_path, hparams, args)
     test_sets = [_retrieval_set(path, hparams, args) for path in (args.test_path or [])]
     module = VPRModule(**hparams)
     if resume:
         check_fits(resume, load_checkpoint(resume), module)
+    _configure_input(module, hparams, args)
 
     run_dir.mkdir(parents=True, exist_ok=bool(resume) or _is_ddp_child())
     if not _is_ddp_child():
@@ -241,6 +248,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         train_set, batch_size=args.batch_size, num_workers=args.num_workers,
         sampler=EpochShuffleSampler(len(train_set), seed=args.seed),
         collate_fn=collate_places, drop_last=False, persistent_workers=args.num_workers > 0,
+        pin_memory=torch.cuda.is_available(),
     )
     checkpoint_cb = ModelCheckpoint(
         dirpath=run_dir / "checkpoints",
@@ -295,6 +303,7 @@ def test(args: argparse.Namespace) -> list[dict[str, Any]]:
     setup_logging(run_dir, file_prefix="test_")
     logger.info("Command: %s", " ".join(shlex.quote(part) for part in sys.argv))
     module = load_module(checkpoint, **_load_overrides(hparams))
+    _configure_input(module, hparams, args)
     L.seed_everything(args.seed, workers=True)
     trainer = _trainer(args, logger=False)
     return [_run_test(trainer, module, test_set, args, run_dir, checkpoint, ckpt_path=None)
@@ -305,6 +314,7 @@ def evaluate(module: VPRModule, test_paths: list[str], hparams: dict[str, Any],
              args: argparse.Namespace) -> list[dict[str, Any]]:
     """Recall@N of a module (trained or not) on each test set; nothing is written."""
     test_sets = [_retrieval_set(path, hparams, args) for path in test_paths]
+    _configure_input(module, hparams, args)
     trainer = _trainer(args, logger=False)
     results = []
     for test_set in test_sets:
@@ -344,7 +354,7 @@ def _resolve_resume(resume: str, args: argparse.Namespace) -> str:
 RESUMED_SETTINGS = ("train_path", "val_path", "test_path", "batch_size", "img_per_place",
                     "min_img_per_place", "positive_dist_threshold", "randaugment_ops",
                     "eval_batch_size", "seed", "gradient_clip_val", "limit_train_batches",
-                    "precision")
+                    "precision", "pipeline", "cache_images", "channels_last", "compile")
 
 
 def _fill_args_from_previous(args: argparse.Namespace, run_dir: Path) -> None:

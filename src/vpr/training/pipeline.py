@@ -1,0 +1,132 @@
+"""How images reach the model, and in which numeric format, chosen from the hardware.
+
+Two input pipelines build the same datasets:
+
+- ``fast`` (the default): workers decode to uint8 and resize in uint8
+  (`vpr.data.decode.UInt8Reader`), batches travel as uint8 (pinned memory on CUDA), and
+  the float conversion, RandAugment (`vpr.data.batch_augment.BatchRandAugment`, per-image
+  randomness, applied batch-wise) and normalisation run on the accelerator. Optionally
+  (``--cache_images``) decoded images stay in a shared in-RAM cache after the first epoch.
+- ``seed``: the seed's design, kept as a reference: Pillow decode and torchvision's
+  ``RandAugment`` per image in the workers, float batches.
+
+Numerics (``--precision auto``): bf16-mixed where the hardware computes in bf16 natively
+(CUDA GPUs that support it; CPUs with AVX512-BF16 or AMX), fp16-mixed on other CUDA GPUs,
+fp32 elsewhere; the ``seed`` pipeline keeps the seed's fp16-on-GPU / fp32-on-CPU. The fast
+pipeline also runs the model in channels-last memory format.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from vpr.data.batch_augment import InputTransform
+from vpr.data.cache import CachedReader
+from vpr.data.datasets import RetrievalSet, TrainPlaces
+from vpr.data.decode import UInt8Reader
+from vpr.data.transforms import eval_transform, train_transform
+
+logger = logging.getLogger(__name__)
+
+PIPELINES = ("auto", "fast", "seed")
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_has_native_bf16() -> bool:
+    """True on CPUs with bf16 instructions (AVX512-BF16 or AMX), read from /proc/cpuinfo."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return any(flag in flags for flag in ("avx512_bf16", "amx_bf16"))
+
+
+def _on_cuda(accelerator: str) -> bool:
+    return accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
+
+
+def default_precision(accelerator: str, pipeline: str) -> str:
+    """Lightning precision for ``--precision auto`` (see the module docstring)."""
+    if pipeline == "seed":
+        return "16-mixed" if _on_cuda(accelerator) else "32-true"
+    if _on_cuda(accelerator):
+        return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
+    if accelerator in ("auto", "cpu") and not (accelerator == "auto" and _has_other_device()):
+        return "bf16-mixed" if cpu_has_native_bf16() else "32-true"
+    return "32-true"
+
+
+def _has_other_device() -> bool:
+    return bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())
+
+
+@dataclass(frozen=True)
+class InputPipeline:
+    """Builds the datasets and the on-device input transform of one pipeline."""
+
+    name: str
+    image_size: tuple[int, int] | None
+    randaugment_ops: int
+    cache_images: bool = False
+    channels_last: bool = True
+
+    def train_set(self, root: str | Path, img_per_place: int,
+                  min_img_per_place: int) -> TrainPlaces:
+        if self.name == "seed":
+            return TrainPlaces(root, train_transform(self.image_size, self.randaugment_ops),
+                               img_per_place=img_per_place,
+                               min_img_per_place=min_img_per_place)
+        dataset = TrainPlaces(root, None, img_per_place=img_per_place,
+                              min_img_per_place=min_img_per_place,
+                              reader=UInt8Reader(self.image_size))
+        if self.cache_images:
+            dataset.reader = self._cached(
+                [path for paths in dataset.images_per_place for path in paths], dataset.reader)
+        return dataset
+
+    def retrieval_set(self, root: str | Path, positive_dist_threshold: float = 25.0,
+                      skip_bad_images: bool = False) -> RetrievalSet:
+        if self.name == "seed":
+            return RetrievalSet(root, eval_transform(self.image_size),
+                                positive_dist_threshold=positive_dist_threshold,
+                                skip_bad_images=skip_bad_images)
+        return RetrievalSet(root, None, positive_dist_threshold=positive_dist_threshold,
+                            skip_bad_images=skip_bad_images, reader=UInt8Reader(self.image_size))
+
+    def device_transform(self) -> InputTransform:
+        """uint8 batches to normalised float on the device; RandAugment in training."""
+        ops = self.randaugment_ops if self.name == "fast" else 0
+        return InputTransform(randaugment_ops=ops, channels_last=self.channels_last)
+
+    def _cached(self, paths: list[Path], reader: UInt8Reader) -> CachedReader:
+        if self.image_size is None:
+            raise ValueError("--cache_images needs a fixed --image_size (images of one size)")
+        # At most half of the machine's memory.
+        pages = os.sysconf("SC_PHYS_PAGES") if hasattr(os, "sysconf") else 0
+        limit = pages * os.sysconf("SC_PAGE_SIZE") // 2 if pages else None
+        return CachedReader(paths, reader, self.image_size, max_bytes=limit)
+
+
+def resolve_pipeline(args: argparse.Namespace,
+                     image_size: tuple[int, int] | list[int] | None) -> InputPipeline:
+    """The pipeline the flags ask for: ``--pipeline``, ``--channels_last``, ``--cache_images``."""
+    name = getattr(args, "pipeline", "auto") or "auto"
+    if name not in PIPELINES:
+        raise ValueError(f"--pipeline {name}: unknown; valid: {', '.join(PIPELINES)}")
+    name = "fast" if name == "auto" else name
+    channels_last = getattr(args, "channels_last", None)
+    if channels_last is None:
+        channels_last = name == "fast"
+    cache = bool(getattr(args, "cache_images", False))
+    if cache and name == "seed":
+        raise ValueError("--cache_images works with the fast pipeline only (drop --pipeline seed)")
+    return InputPipeline(name=name, image_size=tuple(image_size) if image_size else None,
+                         randaugment_ops=getattr(args, "randaugment_ops", 3),
+                         cache_images=cache, channels_last=bool(channels_last))
