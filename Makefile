@@ -24,7 +24,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests bench main.py main_ckpt.py
 
 bench: $(STAMP)
-	$(BIN)/python bench/run.py --device cpu --small
+	$(BIN)/python bench/speed.py
 
 clean:
 	rm -rf $(VENV) logs

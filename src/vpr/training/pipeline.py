@@ -26,11 +26,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from torch.utils.data import DataLoader, Dataset
 
 from vpr.data.batch_augment import InputTransform
 from vpr.data.cache import CachedReader
-from vpr.data.datasets import RetrievalSet, TrainPlaces
+from vpr.data.datasets import RetrievalSet, TrainPlaces, collate_places
 from vpr.data.decode import UInt8Reader
+from vpr.data.samplers import EpochShuffleSampler, ShardedSequentialSampler
 from vpr.data.transforms import eval_transform, train_transform
 
 logger = logging.getLogger(__name__)
@@ -130,3 +132,21 @@ def resolve_pipeline(args: argparse.Namespace,
     return InputPipeline(name=name, image_size=tuple(image_size) if image_size else None,
                          randaugment_ops=getattr(args, "randaugment_ops", 3),
                          cache_images=cache, channels_last=bool(channels_last))
+
+
+def train_loader(dataset: TrainPlaces, batch_size: int, num_workers: int, seed: int,
+                 drop_last: bool = False) -> DataLoader:
+    """P x K batches in a reproducible, resumable order (`EpochShuffleSampler`)."""
+    return DataLoader(
+        dataset, batch_size=batch_size, num_workers=num_workers,
+        sampler=EpochShuffleSampler(len(dataset), seed=seed), collate_fn=collate_places,
+        drop_last=drop_last, persistent_workers=num_workers > 0,
+        pin_memory=torch.cuda.is_available(),
+    )
+
+
+def eval_loader(dataset: Dataset, batch_size: int, num_workers: int) -> DataLoader:
+    """Images in dataset order, sharded by rank under DDP (`ShardedSequentialSampler`)."""
+    return DataLoader(dataset, batch_size=batch_size, num_workers=num_workers,
+                      sampler=ShardedSequentialSampler(len(dataset)),
+                      pin_memory=torch.cuda.is_available())

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
-import torch
 import yaml
 from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.loggers import TensorBoardLogger
@@ -23,8 +22,7 @@ from torch.utils.data import DataLoader
 
 import vpr
 from vpr.cli.options import ARCHITECTURE_KEYS, MODULE_DEFAULTS, module_options
-from vpr.data.datasets import RetrievalSet, collate_places
-from vpr.data.samplers import EpochShuffleSampler, ShardedSequentialSampler
+from vpr.data.datasets import RetrievalSet
 from vpr.training.checkpoints import (
     check_fits,
     load_checkpoint,
@@ -32,7 +30,7 @@ from vpr.training.checkpoints import (
     read_checkpoint_hparams,
 )
 from vpr.training.module import VPRModule
-from vpr.training.pipeline import default_precision, resolve_pipeline
+from vpr.training.pipeline import default_precision, eval_loader, resolve_pipeline, train_loader
 from vpr.utils.atomic import write_json_atomic
 from vpr.utils.logs import setup_logging
 
@@ -76,9 +74,7 @@ def _require(path: str | None, flag: str) -> str:
 
 def _eval_loader(dataset: RetrievalSet, args: argparse.Namespace) -> DataLoader:
     batch_size = args.eval_batch_size or args.batch_size * args.img_per_place
-    return DataLoader(dataset, batch_size=batch_size, num_workers=args.num_workers,
-                      sampler=ShardedSequentialSampler(len(dataset)),
-                      pin_memory=torch.cuda.is_available())
+    return eval_loader(dataset, batch_size, args.num_workers)
 
 
 def _retrieval_set(path: str, hparams: dict[str, Any], args: argparse.Namespace) -> RetrievalSet:
@@ -244,12 +240,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         logger.info("Train: %d places; val: %s; tests: %s", len(train_set), val_set, test_sets)
         _write_config(run_dir, args, hparams)
 
-    train_loader = DataLoader(
-        train_set, batch_size=args.batch_size, num_workers=args.num_workers,
-        sampler=EpochShuffleSampler(len(train_set), seed=args.seed),
-        collate_fn=collate_places, drop_last=False, persistent_workers=args.num_workers > 0,
-        pin_memory=torch.cuda.is_available(),
-    )
+    loader = train_loader(train_set, args.batch_size, args.num_workers, args.seed)
     checkpoint_cb = ModelCheckpoint(
         dirpath=run_dir / "checkpoints",
         filename="best_epoch={epoch:02d}_R@1={val/R@1:.2f}",
@@ -268,7 +259,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         callbacks=[checkpoint_cb, last_cb],
         num_sanity_val_steps=0,
         check_val_every_n_epoch=1,
-        log_every_n_steps=min(20, max(1, len(train_loader))),
+        log_every_n_steps=min(20, max(1, len(loader))),
         gradient_clip_val=args.gradient_clip_val,
         limit_train_batches=args.limit_train_batches,
         deterministic=False,
@@ -277,7 +268,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     if not resume:
         # Like the seed: a first validation shows the untrained model's recall.
         trainer.validate(module, dataloaders=val_loader, verbose=False)
-    trainer.fit(module, train_dataloaders=train_loader, val_dataloaders=val_loader,
+    trainer.fit(module, train_dataloaders=loader, val_dataloaders=val_loader,
                 ckpt_path=resume, weights_only=False)
     best = checkpoint_cb.best_model_path or last_cb.best_model_path
     last = str(run_dir / "checkpoints" / "last.ckpt")
