@@ -186,7 +186,7 @@ def test_synthetic_grid_is_small_and_offline(tmp_path):
     validate(grid.runs(), tmp_path)
     assert len(grid.runs()) <= 4
     assert grid.base["pretrained"] == "none"
-    assert grid.base["max_epochs"] <= 3
+    assert grid.base["max_epochs"] <= 8
     assert grid.base["train_path"].startswith("data/synthetic/")
 
 

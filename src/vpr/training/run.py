@@ -88,9 +88,9 @@ def _configure_input(module: VPRModule, hparams: dict[str, Any],
     pipeline = resolve_pipeline(args, hparams.get("image_size"))
     module.configure_input(pipeline.device_transform(), seed=args.seed,
                            compile_model=getattr(args, "compile", False))
-    logger.info("Input pipeline: %s (channels-last %s, compile %s), precision %s",
-                pipeline.name, pipeline.channels_last, getattr(args, "compile", False),
-                _precision(args))
+    logger.info("Input pipeline: %s (channels-last %s, compile %s, image cache %s), "
+                "precision %s", pipeline.name, pipeline.channels_last,
+                getattr(args, "compile", False), pipeline.cache_images, _precision(args))
 
 
 def _trainer(args: argparse.Namespace, **kwargs: Any) -> L.Trainer:
@@ -230,7 +230,6 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     module = VPRModule(**hparams)
     if resume:
         check_fits(resume, load_checkpoint(resume), module)
-    _configure_input(module, hparams, args)
 
     run_dir.mkdir(parents=True, exist_ok=bool(resume) or _is_ddp_child())
     if not _is_ddp_child():
@@ -239,6 +238,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         logger.info("Run folder: %s", run_dir)
         logger.info("Train: %d places; val: %s; tests: %s", len(train_set), val_set, test_sets)
         _write_config(run_dir, args, hparams)
+    _configure_input(module, hparams, args)
 
     loader = train_loader(train_set, args.batch_size, args.num_workers, args.seed)
     checkpoint_cb = ModelCheckpoint(
