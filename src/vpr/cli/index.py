@@ -14,8 +14,9 @@ def _add_extraction_options(parser: argparse.ArgumentParser) -> None:
                         help="DataLoader worker processes (default: 0)")
     parser.add_argument("--device", default="auto",
                         help="cpu, cuda, cuda:1... or auto (default: auto)")
-    parser.add_argument("--precision", default=None,
-                        help="32 (default), 16-mixed or bf16-mixed")
+    parser.add_argument("--precision", default="auto",
+                        help="32, 16-mixed, bf16-mixed or auto (default: auto = bf16 where the "
+                             "GPU or CPU computes it natively, else 32)")
     parser.add_argument("--no_progress_bar", action="store_true", help="disable progress bars")
 
 

@@ -47,11 +47,16 @@ class ImageFolderDataset(Dataset):
 
 def _autocast(device: torch.device, precision: str | None):
     """The autocast context for ``precision`` (Lightning's spellings are accepted)."""
+    if precision == "auto":
+        from vpr.training.pipeline import default_precision
+
+        accelerator = {"cuda": "gpu", "cpu": "cpu"}.get(device.type)
+        precision = default_precision(accelerator, "fast") if accelerator else None
     if precision in _FULL_PRECISIONS:
         return contextlib.nullcontext()
     if precision not in _AUTOCAST_DTYPES:
         raise ValueError(
-            f"unknown precision {precision!r}; valid: 32, 16-mixed, bf16-mixed (or None)"
+            f"unknown precision {precision!r}; valid: 32, 16-mixed, bf16-mixed, auto (or None)"
         )
     return torch.autocast(device_type=device.type, dtype=_AUTOCAST_DTYPES[precision])
 
@@ -77,7 +82,8 @@ def extract_descriptors(
         batch_size: images per forward pass.
         num_workers: DataLoader worker processes.
         device: where the model runs, e.g. ``"cpu"`` or ``"cuda"``.
-        precision: None/``"32"`` for float32, ``"16-mixed"`` or ``"bf16-mixed"`` for
+        precision: None/``"32"`` for float32, ``"auto"`` (bf16 where the hardware computes
+            it natively, as training), ``"16-mixed"`` or ``"bf16-mixed"`` for
             autocast; descriptors are stored as float32 either way.
         progress: show a progress bar.
 
@@ -90,6 +96,7 @@ def extract_descriptors(
     device = torch.device(device)
     loader = DataLoader(dataset, batch_size=batch_size, num_workers=num_workers, shuffle=False,
                         pin_memory=device.type == "cuda")
+    prepare = getattr(model, "input_transform", None)
     was_training = model.training
     model.eval()
     model.to(device)
@@ -104,7 +111,10 @@ def extract_descriptors(
         with torch.inference_mode(), _autocast(device, precision):
             for images, indices in tqdm(loader, desc="Descriptors", unit="batch",
                                         disable=not progress, leave=False):
-                batch = model(images.to(device, non_blocking=True)).float().cpu().numpy()
+                images = images.to(device, non_blocking=True)
+                if prepare is not None:  # uint8 to normalised float, channels-last
+                    images = prepare(images)
+                batch = model(images).float().cpu().numpy()
                 if descriptors is None:
                     # The dimension is known from the first batch: allocate every row now.
                     shape = (total, batch.shape[1])

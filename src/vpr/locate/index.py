@@ -130,9 +130,11 @@ def load_model(ckpt_path: str | Path):
     Returns:
         ``(module, hparams)``.
     """
+    from vpr.data.batch_augment import InputTransform
     from vpr.training.checkpoints import load_module
 
     module = load_module(ckpt_path, pretrained="none")
+    module.configure_input(InputTransform(channels_last=True))
     hparams = dict(module.hparams)
     module.eval()
     return module, hparams
@@ -266,7 +268,7 @@ class LocationIndex:
         batch_size: int = 32,
         num_workers: int = 0,
         device: str = "auto",
-        precision: str | None = None,
+        precision: str | None = "auto",
         overwrite: bool = False,
         progress: bool = False,
         index_options: dict[str, Any] | None = None,
@@ -281,7 +283,8 @@ class LocationIndex:
             batch_size: images per forward pass.
             num_workers: DataLoader worker processes.
             device: ``cpu``, ``cuda``... or ``auto``.
-            precision: None (float32), ``16-mixed`` or ``bf16-mixed``.
+            precision: ``auto`` (bf16 where the hardware computes it natively), None
+                (float32), ``16-mixed`` or ``bf16-mixed``.
             overwrite: replace an existing ``out`` (otherwise an error).
             progress: show a progress bar.
             index_options: more `build_index` options (nlist, m, nprobe, pca_dim, ...).
@@ -336,7 +339,7 @@ class LocationIndex:
         batch_size: int = 32,
         num_workers: int = 0,
         device: str = "auto",
-        precision: str | None = None,
+        precision: str | None = "auto",
         progress: bool = False,
     ) -> int:
         """Adds images to the index on disk (and to this object); existing ones are kept.

@@ -200,7 +200,7 @@ def locate(
     batch_size: int = 32,
     num_workers: int = 0,
     device: str = "auto",
-    precision: str | None = None,
+    precision: str | None = "auto",
     progress: bool = False,
     model: Any = None,
 ) -> list[LocateResult]:
