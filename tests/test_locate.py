@@ -24,7 +24,7 @@ from vpr.locate import (
     predict_location,
 )
 from vpr.locate.calibration import expected_calibration_error, prediction_errors
-from vpr.locate.predict import MARGIN_SCALE
+from vpr.locate.predict import MARGIN_SCALE, TEMPERATURE
 from vpr.locate.render import render_grid, render_map
 
 # Places 1 km apart in UTM zone 32T (near Turin); images of a place lie within 10 m.
@@ -89,34 +89,44 @@ def built(world) -> LocationIndex:
 # ---- the vote
 
 
-def test_agreeing_matches_outvote_a_better_lone_match():
+def test_agreeing_matches_outvote_a_barely_better_lone_match():
     utm_points = np.array([[0.0, 0.0], [500.0, 0.0], [510.0, 0.0], [505.0, 10.0]])
-    similarities = np.array([0.95, 0.9, 0.9, 0.6])
+    similarities = np.array([0.92, 0.91, 0.91, 0.90])
     prediction = predict_location(utm_points, similarities, radius_m=25.0)
     assert prediction.members.tolist() == [False, True, True, True]
-    weights = similarities[1:]
-    assert prediction.utm_east == pytest.approx(weights @ utm_points[1:, 0] / weights.sum())
-    assert prediction.utm_north == pytest.approx(weights @ utm_points[1:, 1] / weights.sum())
-    share = 2.4 / 3.35
-    margin = max(0.0, (0.9 - 0.95) / MARGIN_SCALE)  # the lone match is more similar: 0
+    weights = np.exp((similarities - 0.92) / TEMPERATURE)  # 1, e^-0.5, e^-0.5, e^-1
+    centre = weights[1:] @ utm_points[1:] / weights[1:].sum()
+    assert (prediction.utm_east, prediction.utm_north) == pytest.approx(tuple(centre))
+    share = weights[1:].sum() / weights.sum()
+    margin = max(0.0, (0.91 - 0.92) / MARGIN_SCALE)  # the lone match is more similar: 0
     assert prediction.confidence == pytest.approx(share * (1 + margin) / 2)
+
+
+def test_a_clearly_better_lone_match_wins():
+    utm_points = np.array([[0.0, 0.0], [500.0, 0.0], [510.0, 0.0], [505.0, 10.0]])
+    prediction = predict_location(utm_points, np.array([0.95, 0.9, 0.9, 0.6]), radius_m=25.0)
+    # weights 1 against 2 e^-2.5 (0.16) + e^-17.5: the lone match is its own cluster.
+    assert prediction.members.tolist() == [True, False, False, False]
+    assert (prediction.utm_east, prediction.utm_north) == (0.0, 0.0)
 
 
 def test_confidence_is_one_when_all_agree_and_falls_with_disagreement():
     together = predict_location(np.array([[0.0, 0.0], [5.0, 5.0]]), np.array([0.9, 0.8]))
     assert together.confidence == 1.0 and together.members.all()
     apart = predict_location(np.array([[0.0, 0.0], [900.0, 0.0]]), np.array([0.9, 0.85]))
-    # Top-1 wins; share 0.9/1.75, margin (0.9-0.85)/0.1 = 0.5.
+    # Top-1 wins; share 1 / (1 + e^-2.5), margin (0.9-0.85)/0.1 = 0.5.
     assert apart.members.tolist() == [True, False]
-    assert apart.confidence == pytest.approx(0.9 / 1.75 * 1.5 / 2)
+    assert apart.confidence == pytest.approx(1 / (1 + np.exp(-2.5)) * 1.5 / 2)
     assert (apart.utm_east, apart.utm_north) == (0.0, 0.0)
 
 
 def test_matches_in_other_zones_never_cluster():
     points = np.array([[0.0, 0.0], [1.0, 0.0], [2.0, 0.0]])
-    prediction = predict_location(points, np.array([0.5, 0.9, 0.4]), 25.0,
+    similarities = np.array([0.9, 0.9, 0.88])
+    assert predict_location(points, similarities, 25.0).members.all()
+    prediction = predict_location(points, similarities, 25.0,
                                   zones=[(32, "T"), (33, "T"), (32, "T")])
-    # Zone 32: 0.5 + 0.4 = 0.9 = zone 33's 0.9: the tie goes to the best-ranked match.
+    # Zone 32: 1 + e^-1 outweighs zone 33's 1.
     assert prediction.members.tolist() == [True, False, True]
 
 
