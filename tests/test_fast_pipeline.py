@@ -151,3 +151,11 @@ def test_training_with_the_cache_and_batched_augmentation(capsys, tiny_train, ti
     assert code == 0, capsys.readouterr().err
     log = (tmp_path / "lightning_logs" / "cached" / "info.log").read_text()
     assert "Input pipeline: fast" in log and "image cache True" in log
+
+
+def test_fast_training_set_skips_and_counts_a_truncated_image(tiny_train):
+    dataset = InputPipeline("fast", (16, 16), randaugment_ops=0).train_set(tiny_train, 2, 4)
+    _make_bad("truncated_jpeg", dataset.images_per_place[1][0])
+    results = [dataset[(1, seed)] for seed in range(12)]
+    assert sum(skipped for _, _, skipped in results) > 0  # the bad one was drawn and skipped
+    assert all(images.shape == (2, 3, 16, 16) for images, _, _ in results)
