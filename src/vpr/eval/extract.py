@@ -18,6 +18,7 @@ from numpy.lib.format import open_memmap
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from vpr.data.batch_augment import InputTransform
 from vpr.data.images import open_rgb
 
 Transform = Callable[[object], torch.Tensor]
@@ -31,18 +32,24 @@ class ImageFolderDataset(Dataset):
 
     Args:
         paths: the image files, in the order of the descriptors wanted.
-        transform: maps a PIL image to a (3,H,W) tensor, e.g. `vpr.data.transforms.eval_transform`.
+        transform: maps what ``reader`` returns to a (3,H,W) tensor, e.g.
+            `vpr.data.transforms.eval_transform` for Pillow images; None: the reader's output.
+        reader: opens a file: `vpr.data.images.open_rgb` (Pillow) by default, or
+            `vpr.data.decode.UInt8Reader` for uint8 tensors (the fast pipeline).
     """
 
-    def __init__(self, paths: Sequence[str | Path], transform: Transform) -> None:
+    def __init__(self, paths: Sequence[str | Path], transform: Transform | None = None,
+                 reader: Callable[[Path], object] = open_rgb) -> None:
         self.paths = [Path(path) for path in paths]
         self.transform = transform
+        self.reader = reader
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        return self.transform(open_rgb(self.paths[index])), index
+        image = self.reader(self.paths[index])
+        return (self.transform(image) if self.transform else image), index
 
 
 def _autocast(device: torch.device, precision: str | None):
@@ -96,7 +103,9 @@ def extract_descriptors(
     device = torch.device(device)
     loader = DataLoader(dataset, batch_size=batch_size, num_workers=num_workers, shuffle=False,
                         pin_memory=device.type == "cuda")
-    prepare = getattr(model, "input_transform", None)
+    # uint8 batches (the fast reader) become normalised floats on the device.
+    prepare = getattr(model, "input_transform", None) or InputTransform()
+    prepare.to(device)
     was_training = model.training
     model.eval()
     model.to(device)
@@ -112,8 +121,7 @@ def extract_descriptors(
             for images, indices in tqdm(loader, desc="Descriptors", unit="batch",
                                         disable=not progress, leave=False):
                 images = images.to(device, non_blocking=True)
-                if prepare is not None:  # uint8 to normalised float, channels-last
-                    images = prepare(images)
+                images = prepare(images)
                 batch = model(images).float().cpu().numpy()
                 if descriptors is None:
                     # The dimension is known from the first batch: allocate every row now.

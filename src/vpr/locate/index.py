@@ -156,11 +156,11 @@ def _model_identity(ckpt_path: Path, hparams: dict[str, Any], descriptors_dim: i
     }
 
 
-def _transform(meta: dict[str, Any]):
-    from vpr.data.transforms import eval_transform
+def _reader(meta: dict[str, Any]):
+    from vpr.data.decode import UInt8Reader
 
     size = meta["model"]["image_size"]
-    return eval_transform(tuple(size) if size else None)
+    return UInt8Reader(tuple(size) if size else None)
 
 
 def _temporary_folder(out: Path) -> Path:
@@ -194,7 +194,7 @@ def _extract(module: Any, paths: Sequence[Path], meta: dict[str, Any], out_path:
              progress: bool) -> np.ndarray:
     from vpr.eval.extract import ImageFolderDataset, extract_descriptors
 
-    dataset = ImageFolderDataset(paths, _transform(meta))
+    dataset = ImageFolderDataset(paths, reader=_reader(meta))
     return extract_descriptors(module, dataset, out_path=out_path, batch_size=batch_size,
                                num_workers=num_workers, device=device, precision=precision,
                                progress=progress)
@@ -461,9 +461,9 @@ class LocationIndex:
         return {key.removesuffix("s") if key == "paths" else key: images[key][item]
                 for key in images}
 
-    def transform(self):
-        """The evaluation transform of the index's model (its image size)."""
-        return _transform(self.meta)
+    def reader(self):
+        """Reads a photo as the index's images were read: uint8 at the model's image size."""
+        return _reader(self.meta)
 
     def search(self, query_descriptors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Top-k items of each query: ``(similarities, indices)``, most similar first.

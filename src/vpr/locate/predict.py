@@ -242,7 +242,7 @@ def locate(
     if model is None:
         model = index.load_model(ckpt_path)
     descriptors = extract_descriptors(
-        model, ImageFolderDataset(paths, index.transform()), batch_size=batch_size,
+        model, ImageFolderDataset(paths, reader=index.reader()), batch_size=batch_size,
         num_workers=num_workers, device=resolve_device(device), precision=precision,
         progress=progress,
     )
