@@ -32,7 +32,7 @@ def add_parser(subparsers) -> None:
         description="Generate the synthetic city (unless --data already holds it), evaluate "
                     "the untrained model, train ResNet-18 + ConvAP from scratch, test on the "
                     "SF-like and Tokyo-like sets and print untrained vs trained R@1/R@5. "
-                    "Needs no network; about 10 minutes on 2 CPU cores.",
+                    "Needs no network; about 3 minutes on 2 CPU cores.",
     )
     parser.add_argument("--data", type=Path, default=Path("data/synthetic"),
                         help="where the synthetic city is (or will be) (default: data/synthetic)")
