@@ -376,16 +376,22 @@ def format_report(figures: dict, configs: list[str]) -> str:
              "end-to-end / ceiling | extract img/s | vs seed | model-only infer img/s | "
              "host peak MiB (workers) | device peak MiB |",
              "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    def ratio(row: dict, key: str, config: str) -> str:
+        if config == "seed":
+            return "1.00x"
+        return f"{row[key]:.2f}x" if key in row else "-"
+
     for config in configs:
         row = figures[config]
+        device = f"{row['device_peak_mib']:.0f}" if "device_peak_mib" in row else "-"
         lines.append(
             f"| {config} | {row['precision']}{', channels-last' if row['channels_last'] else ''}"
-            f" | {row['train_img_s']:.1f} | {row.get('train_img_s_vs_seed', 1.0):.2f}x"
+            f" | {row['train_img_s']:.1f} | {ratio(row, 'train_img_s_vs_seed', config)}"
             f" | {row['model_train_img_s']:.1f} | {row['train_share_of_ceiling']:.0%}"
-            f" | {row['extract_img_s']:.1f} | {row.get('extract_img_s_vs_seed', 1.0):.2f}x"
+            f" | {row['extract_img_s']:.1f} | {ratio(row, 'extract_img_s_vs_seed', config)}"
             f" | {row['model_infer_img_s']:.1f}"
             f" | {row['host_peak_mib']:.0f} ({row['workers_peak_mib']:.0f})"
-            f" | {row.get('device_peak_mib', float('nan')):.0f} |")
+            f" | {device} |")
     return "\n".join(lines)
 
 
