@@ -99,7 +99,7 @@ def _setup(config: str, args: argparse.Namespace):
     from vpr.training.pipeline import InputPipeline, default_precision
 
     name = "seed" if config == "seed" else "fast"
-    accelerator = "gpu" if args.device == "cuda" else "cpu"
+    accelerator = args.device  # Lightning takes "cpu" and "cuda" as they are
     precision = default_precision(accelerator, name)
     pipeline = InputPipeline(name=name, image_size=(args.image_size, args.image_size),
                              randaugment_ops=3, channels_last=name == "fast")
@@ -118,18 +118,6 @@ def _sync(device: str) -> None:
 
     if device == "cuda":
         torch.cuda.synchronize()
-
-
-def _autocast(device: str, precision: str):
-    import contextlib
-
-    import torch
-
-    if precision.startswith("bf16"):
-        return torch.autocast(device, dtype=torch.bfloat16)
-    if precision.startswith("16"):
-        return torch.autocast(device, dtype=torch.float16)
-    return contextlib.nullcontext()
 
 
 def measure_train(config: str, args: argparse.Namespace, train: Path) -> dict:
@@ -173,6 +161,7 @@ def _model_only(module, args: argparse.Namespace, precision: str) -> dict:
     """Training step and forward pass on random tensors already on the device."""
     import torch
 
+    from vpr.eval.extract import autocast
     from vpr.training.losses import compute_loss
 
     device = torch.device(args.device)
@@ -186,7 +175,7 @@ def _model_only(module, args: argparse.Namespace, precision: str) -> dict:
     labels = torch.arange(args.places, device=device).repeat_interleave(4)
 
     def train_step():
-        with _autocast(device.type, precision):
+        with autocast(device, precision):
             descriptors = module(images)
         loss, _ = compute_loss(module.loss_fn, module.miner, descriptors.float(), labels)
         loss.backward()
@@ -194,7 +183,7 @@ def _model_only(module, args: argparse.Namespace, precision: str) -> dict:
         optimizer.zero_grad(set_to_none=True)
 
     def forward():
-        with torch.no_grad(), _autocast(device.type, precision):
+        with torch.no_grad(), autocast(device, precision):
             module(images)
 
     out = {}
@@ -215,6 +204,7 @@ def _model_only(module, args: argparse.Namespace, precision: str) -> dict:
 def measure_extract(config: str, args: argparse.Namespace, extract: Path) -> dict:
     import torch
 
+    from vpr.eval.extract import autocast
     from vpr.training.pipeline import eval_loader
 
     module, pipeline, precision, _ = _setup(config, args)
@@ -226,7 +216,7 @@ def measure_extract(config: str, args: argparse.Namespace, extract: Path) -> dic
     with torch.no_grad():
         for batch_index, (images, _) in enumerate(loader):
             images = images.to(device, non_blocking=True)
-            with _autocast(device.type, precision):
+            with autocast(device, precision):
                 descriptors = module(module.input_transform(images))
             descriptors.float().cpu()
             if batch_index == 0:  # workers started, first batch done: the clock starts

@@ -53,8 +53,3 @@ class CachedReader:
             self.images[index] = self.read(path)
             self.filled[index] = True
         return self.images[index].clone()
-
-    @property
-    def fill_ratio(self) -> float:
-        """Share of the images decoded so far."""
-        return float(self.filled.float().mean()) if len(self.filled) else 0.0

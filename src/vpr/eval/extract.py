@@ -52,13 +52,13 @@ class ImageFolderDataset(Dataset):
         return (self.transform(image) if self.transform else image), index
 
 
-def _autocast(device: torch.device, precision: str | None):
-    """The autocast context for ``precision`` (Lightning's spellings are accepted)."""
+def autocast(device: str | torch.device, precision: str | None):
+    """The autocast context for ``precision`` (Lightning's spellings and ``auto`` accepted)."""
+    device = torch.device(device)
     if precision == "auto":
         from vpr.training.pipeline import default_precision
 
-        accelerator = {"cuda": "gpu", "cpu": "cpu"}.get(device.type)
-        precision = default_precision(accelerator, "fast") if accelerator else None
+        precision = default_precision(device.type, "fast")
     if precision in _FULL_PRECISIONS:
         return contextlib.nullcontext()
     if precision not in _AUTOCAST_DTYPES:
@@ -117,7 +117,7 @@ def extract_descriptors(
         out_path.parent.mkdir(parents=True, exist_ok=True)
         temporary = out_path.with_name(f".{out_path.name}.{os.getpid()}.tmp")
     try:
-        with torch.inference_mode(), _autocast(device, precision):
+        with torch.inference_mode(), autocast(device, precision):
             for images, indices in tqdm(loader, desc="Descriptors", unit="batch",
                                         disable=not progress, leave=False):
                 images = images.to(device, non_blocking=True)

@@ -98,8 +98,6 @@ class VPRModule(L.LightningModule):
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         images, *rest = batch
-        if images.dtype != torch.uint8 and not self.input_transform.channels_last:
-            return batch
         generator = None
         if self.training:
             generator = torch.Generator().manual_seed(

@@ -55,7 +55,13 @@ def _on_cuda(accelerator: str) -> bool:
 
 
 def default_precision(accelerator: str, pipeline: str) -> str:
-    """Lightning precision for ``--precision auto`` (see the module docstring)."""
+    """Lightning precision for ``--precision auto`` (see the module docstring).
+
+    Args:
+        accelerator: Lightning's ``--accelerator`` (``auto``, ``cpu``, ``gpu``/``cuda``...)
+            or a torch device type.
+        pipeline: ``seed`` keeps the seed's numerics; any other pipeline name gets ours.
+    """
     if pipeline == "seed":
         return "16-mixed" if _on_cuda(accelerator) else "32-true"
     if _on_cuda(accelerator):

@@ -54,8 +54,7 @@ def _is_ddp_child() -> bool:
 def _precision(args: argparse.Namespace) -> str:
     if args.precision and args.precision != "auto":
         return args.precision
-    pipeline = getattr(args, "pipeline", "auto") or "auto"
-    return default_precision(args.accelerator, "seed" if pipeline == "seed" else "fast")
+    return default_precision(args.accelerator, getattr(args, "pipeline", "auto"))
 
 
 def _devices(text: str) -> Any:
