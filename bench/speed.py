@@ -14,7 +14,9 @@ Configurations:
   or fp32 on a CPU (``--pipeline seed``);
 - ``fast``: vpr's defaults: uint8 decode and resize in workers, batched RandAugment(3) and
   normalisation on the device, channels-last, bf16 where the hardware has it, fused SGD;
-- ``fast+compile`` (GPU only, or ``--compile``): the same through ``torch.compile``.
+- ``fast+device_decode``: the same, but workers only read the JPEG files and whole batches
+  are decoded where the model runs (nvjpeg on a GPU; ``--decode device``);
+- ``...+compile``: the same through ``torch.compile``.
 
 Each measurement runs in its own process (so peak memory is its own); ratios compare
 configurations measured by the same command on the same machine.
@@ -39,7 +41,8 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-CONFIGS = ("seed", "fast", "fast+compile")
+CONFIGS = ("seed", "fast", "fast+compile", "fast+device_decode", "fast+device_decode+compile")
+GPU_CONFIGS = ["seed", "fast", "fast+device_decode", "fast+device_decode+compile"]
 
 
 # ---------------------------------------------------------------- data
@@ -102,14 +105,15 @@ def _setup(config: str, args: argparse.Namespace):
     accelerator = args.device  # Lightning takes "cpu" and "cuda" as they are
     precision = default_precision(accelerator, name)
     pipeline = InputPipeline(name=name, image_size=(args.image_size, args.image_size),
-                             randaugment_ops=3, channels_last=name == "fast")
+                             randaugment_ops=3, channels_last=name == "fast",
+                             decode="device" if "+device_decode" in config else "worker")
     torch.manual_seed(0)
     module = VPRModule(backbone="resnet18", agg_arch="ConvAP", descriptors_dim=512,
                        image_size=(args.image_size, args.image_size), pretrained="none",
                        loss_name="MultiSimilarityLoss", miner_name="MultiSimilarityMiner",
                        optimizer="sgd", lr=1e-3)
     module.configure_input(pipeline.device_transform(), seed=0,
-                           compile_model=config == "fast+compile")
+                           compile_model=config.endswith("+compile"))
     return module, pipeline, precision, accelerator
 
 
@@ -150,7 +154,8 @@ def measure_train(config: str, args: argparse.Namespace, train: Path) -> dict:
                         num_sanity_val_steps=0, callbacks=[clock])
     trainer.fit(module, train_dataloaders=loader)
     result = {"train_img_s": per_batch * args.steps / (clock.end - clock.start),
-              "precision": precision, "channels_last": pipeline.channels_last}
+              "precision": precision, "channels_last": pipeline.channels_last,
+              "decode": pipeline.decode}
     del trainer, loader
     gc.collect()
     result.update(_model_only(module, args, precision))
@@ -204,6 +209,7 @@ def _model_only(module, args: argparse.Namespace, precision: str) -> dict:
 def measure_extract(config: str, args: argparse.Namespace, extract: Path) -> dict:
     import torch
 
+    from vpr.data.device_decode import to_device
     from vpr.eval.extract import autocast
     from vpr.training.pipeline import eval_loader
 
@@ -215,7 +221,7 @@ def measure_extract(config: str, args: argparse.Namespace, extract: Path) -> dic
     count, start = 0, None
     with torch.no_grad():
         for batch_index, (images, _) in enumerate(loader):
-            images = images.to(device, non_blocking=True)
+            images = to_device(images, device)
             with autocast(device, precision):
                 descriptors = module(module.input_transform(images))
             descriptors.float().cpu()
@@ -298,7 +304,8 @@ def main() -> None:
     parser.add_argument("--eval_batch_size", type=int, default=None)
     parser.add_argument("--extract_images", type=int, default=None)
     parser.add_argument("--configs", nargs="+", default=None, choices=CONFIGS,
-                        help="default: seed fast (and fast+compile on GPU)")
+                        help="default: seed fast on a CPU; on a GPU also fast+device_decode "
+                             "and fast+device_decode+compile")
     parser.add_argument("--data", type=Path, default=Path("/tmp/vpr_bench_data"),
                         help="where the benchmark's JPEGs are rendered (kept for re-runs)")
     parser.add_argument("--out", type=Path, default=None, help="also write the figures as JSON")
@@ -325,7 +332,7 @@ def main() -> None:
     args.eval_batch_size = args.eval_batch_size or (256 if gpu else 32)
     args.extract_images = args.extract_images or (
         args.eval_batch_size * 40 if gpu else args.eval_batch_size * 8)
-    configs = args.configs or (["seed", "fast", "fast+compile"] if gpu else ["seed", "fast"])
+    configs = args.configs or (GPU_CONFIGS if gpu else ["seed", "fast"])
 
     started = time.perf_counter()
     train, extract = prepare_data(args.data, args.image_size, args.places,

@@ -99,6 +99,11 @@ def add_data_options(parser: argparse.ArgumentParser, *, need_train: bool) -> No
                        help="input pipeline: fast (uint8 decode in workers, batched RandAugment "
                             "and normalisation on the device) or seed (the seed's Pillow + "
                             "RandAugment per image in workers, float batches); auto = fast")
+    group.add_argument("--decode", choices=("auto", "worker", "device"), default="auto",
+                       help="where JPEGs are decoded (fast pipeline): worker (DataLoader workers, "
+                            "on the CPU) or device (whole batches on the GPU with nvjpeg; "
+                            "workers only read the files); auto = device on a CUDA GPU, "
+                            "else worker")
     group.add_argument("--cache_images", action="store_true",
                        help="keep decoded, resized images in a shared in-RAM cache after their "
                             "first read (fast pipeline; needs --image_size; for datasets that fit)")

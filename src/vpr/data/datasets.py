@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from vpr.data.device_decode import cat_images, stack_images
 from vpr.data.geotag import parse_filename
 from vpr.data.images import BadImageError, find_bad_images, list_images, open_rgb
 
@@ -36,8 +37,8 @@ class TrainPlaces(Dataset):
     unreadable images that were replaced by another image of the same place.
 
     Each image is ``transform(reader(path))``: by default Pillow's RGB image through the
-    seed's float transform; the fast pipeline reads uint8 tensors (`vpr.data.decode`) and
-    passes ``transform=None``.
+    seed's float transform; the fast pipeline reads uint8 tensors (`vpr.data.decode`), or
+    JPEG bytes to decode on the device (`vpr.data.device_decode`), with ``transform=None``.
     """
 
     def __init__(
@@ -119,14 +120,14 @@ class TrainPlaces(Dataset):
                 f"{self.img_per_place} needed"
             )
         labels = torch.full((self.img_per_place,), index, dtype=torch.long)
-        return torch.stack(images), labels, skipped
+        return stack_images(images), labels, skipped
 
 
 def collate_places(
     batch: list[tuple[torch.Tensor, torch.Tensor, int]],
 ) -> tuple[torch.Tensor, torch.Tensor, int]:
     """Flattens P places x K images into one batch of P*K images and labels."""
-    images = torch.cat([item[0] for item in batch])
+    images = cat_images([item[0] for item in batch])
     labels = torch.cat([item[1] for item in batch])
     return images, labels, sum(item[2] for item in batch)
 

@@ -19,6 +19,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from vpr.data.batch_augment import InputTransform
+from vpr.data.device_decode import collate_indexed, to_device
 from vpr.data.images import open_rgb
 
 Transform = Callable[[object], torch.Tensor]
@@ -35,7 +36,8 @@ class ImageFolderDataset(Dataset):
         transform: maps what ``reader`` returns to a (3,H,W) tensor, e.g.
             `vpr.data.transforms.eval_transform` for Pillow images; None: the reader's output.
         reader: opens a file: `vpr.data.images.open_rgb` (Pillow) by default, or
-            `vpr.data.decode.UInt8Reader` for uint8 tensors (the fast pipeline).
+            `vpr.data.decode.UInt8Reader` for uint8 tensors (the fast pipeline), or
+            `vpr.data.device_decode.EncodedReader` for JPEGs decoded on ``device``.
     """
 
     def __init__(self, paths: Sequence[str | Path], transform: Transform | None = None,
@@ -102,7 +104,7 @@ def extract_descriptors(
 
     device = torch.device(device)
     loader = DataLoader(dataset, batch_size=batch_size, num_workers=num_workers, shuffle=False,
-                        pin_memory=device.type == "cuda")
+                        collate_fn=collate_indexed, pin_memory=device.type == "cuda")
     # uint8 batches (the fast reader) become normalised floats on the device.
     prepare = getattr(model, "input_transform", None) or InputTransform()
     prepare.to(device)
@@ -120,8 +122,7 @@ def extract_descriptors(
         with torch.inference_mode(), autocast(device, precision):
             for images, indices in tqdm(loader, desc="Descriptors", unit="batch",
                                         disable=not progress, leave=False):
-                images = images.to(device, non_blocking=True)
-                images = prepare(images)
+                images = prepare(to_device(images, device))
                 batch = model(images).float().cpu().numpy()
                 if descriptors is None:
                     # The dimension is known from the first batch: allocate every row now.

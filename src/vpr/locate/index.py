@@ -156,11 +156,16 @@ def _model_identity(ckpt_path: Path, hparams: dict[str, Any], descriptors_dim: i
     }
 
 
-def _reader(meta: dict[str, Any]):
+def _reader(meta: dict[str, Any], device: str | None = None):
+    """uint8 images at the model's size; JPEGs decoded on ``device`` where it has nvjpeg."""
     from vpr.data.decode import UInt8Reader
+    from vpr.data.device_decode import EncodedReader, device_decode_available
 
     size = meta["model"]["image_size"]
-    return UInt8Reader(tuple(size) if size else None)
+    size = tuple(size) if size else None
+    if device is not None and device_decode_available(device):
+        return EncodedReader(size)
+    return UInt8Reader(size)
 
 
 def _temporary_folder(out: Path) -> Path:
@@ -194,7 +199,7 @@ def _extract(module: Any, paths: Sequence[Path], meta: dict[str, Any], out_path:
              progress: bool) -> np.ndarray:
     from vpr.eval.extract import ImageFolderDataset, extract_descriptors
 
-    dataset = ImageFolderDataset(paths, reader=_reader(meta))
+    dataset = ImageFolderDataset(paths, reader=_reader(meta, device))
     return extract_descriptors(module, dataset, out_path=out_path, batch_size=batch_size,
                                num_workers=num_workers, device=device, precision=precision,
                                progress=progress)
@@ -461,9 +466,10 @@ class LocationIndex:
         return {key.removesuffix("s") if key == "paths" else key: images[key][item]
                 for key in images}
 
-    def reader(self):
-        """Reads a photo as the index's images were read: uint8 at the model's image size."""
-        return _reader(self.meta)
+    def reader(self, device: str | None = None):
+        """Reads a photo as the index's images were read: uint8 at the model's image size
+        (JPEGs left encoded, to decode on ``device``, where that device has nvjpeg)."""
+        return _reader(self.meta, device)
 
     def search(self, query_descriptors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Top-k items of each query: ``(similarities, indices)``, most similar first.

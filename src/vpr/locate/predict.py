@@ -241,9 +241,10 @@ def locate(
             raise FileNotFoundError(f"{path}: photo not found")
     if model is None:
         model = index.load_model(ckpt_path)
+    device = resolve_device(device)
     descriptors = extract_descriptors(
-        model, ImageFolderDataset(paths, reader=index.reader()), batch_size=batch_size,
-        num_workers=num_workers, device=resolve_device(device), precision=precision,
+        model, ImageFolderDataset(paths, reader=index.reader(device)), batch_size=batch_size,
+        num_workers=num_workers, device=device, precision=precision,
         progress=progress,
     )
     similarities, items = index.search(descriptors, top_k)

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from vpr.data.batch_augment import InputTransform
+from vpr.data.device_decode import EncodedBatch
 from vpr.eval.metrics import format_recalls
 from vpr.eval.predictions import save_predictions
 from vpr.eval.report import evaluate_retrieval, per_query_rows, write_results
@@ -95,6 +96,12 @@ class VPRModule(L.LightningModule):
         if transform.channels_last:
             self.model.to(memory_format=torch.channels_last)
         self._compiled = [torch.compile(self.model)] if compile_model else []
+
+    def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        images, *rest = batch
+        if isinstance(images, EncodedBatch):  # --decode device: JPEG bytes to uint8 images
+            images = images.decode(self.device)
+        return (images, *rest)
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         images, *rest = batch

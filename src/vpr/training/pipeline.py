@@ -7,6 +7,9 @@ Two input pipelines build the same datasets:
   the float conversion, RandAugment (`vpr.data.batch_augment.BatchRandAugment`, per-image
   randomness, applied batch-wise) and normalisation run on the accelerator. Optionally
   (``--cache_images``) decoded images stay in a shared in-RAM cache after the first epoch.
+  Where the CPUs cannot decode as fast as the GPU computes, ``--decode device`` (the
+  default on CUDA GPUs with nvjpeg) leaves workers only reading JPEG bytes and decodes
+  whole batches on the GPU (`vpr.data.device_decode`).
 - ``seed``: the seed's design, kept as a reference: Pillow decode and torchvision's
   ``RandAugment`` per image in the workers, float batches.
 
@@ -32,12 +35,14 @@ from vpr.data.batch_augment import InputTransform
 from vpr.data.cache import CachedReader
 from vpr.data.datasets import RetrievalSet, TrainPlaces, collate_places
 from vpr.data.decode import UInt8Reader
+from vpr.data.device_decode import EncodedReader, collate_indexed, device_decode_available
 from vpr.data.samplers import EpochShuffleSampler, ShardedSequentialSampler
 from vpr.data.transforms import eval_transform, train_transform
 
 logger = logging.getLogger(__name__)
 
 PIPELINES = ("auto", "fast", "seed")
+DECODERS = ("auto", "worker", "device")
 
 
 @functools.lru_cache(maxsize=1)
@@ -84,6 +89,13 @@ class InputPipeline:
     randaugment_ops: int
     cache_images: bool = False
     channels_last: bool = True
+    decode: str = "worker"
+
+    def reader(self) -> UInt8Reader | EncodedReader:
+        """What workers turn a file into: uint8 images, or JPEG bytes (``decode="device"``)."""
+        if self.decode == "device":
+            return EncodedReader(self.image_size)
+        return UInt8Reader(self.image_size)
 
     def train_set(self, root: str | Path, img_per_place: int,
                   min_img_per_place: int) -> TrainPlaces:
@@ -92,11 +104,11 @@ class InputPipeline:
                                img_per_place=img_per_place,
                                min_img_per_place=min_img_per_place)
         dataset = TrainPlaces(root, None, img_per_place=img_per_place,
-                              min_img_per_place=min_img_per_place,
-                              reader=UInt8Reader(self.image_size))
+                              min_img_per_place=min_img_per_place, reader=self.reader())
         if self.cache_images:
             dataset.reader = self._cached(
-                [path for paths in dataset.images_per_place for path in paths], dataset.reader)
+                [path for paths in dataset.images_per_place for path in paths],
+                UInt8Reader(self.image_size))
         return dataset
 
     def retrieval_set(self, root: str | Path, positive_dist_threshold: float = 25.0,
@@ -106,7 +118,7 @@ class InputPipeline:
                                 positive_dist_threshold=positive_dist_threshold,
                                 skip_bad_images=skip_bad_images)
         return RetrievalSet(root, None, positive_dist_threshold=positive_dist_threshold,
-                            skip_bad_images=skip_bad_images, reader=UInt8Reader(self.image_size))
+                            skip_bad_images=skip_bad_images, reader=self.reader())
 
     def device_transform(self) -> InputTransform:
         """uint8 batches to normalised float on the device; RandAugment in training."""
@@ -122,9 +134,31 @@ class InputPipeline:
         return CachedReader(paths, reader, self.image_size, max_bytes=limit)
 
 
+def resolve_decode(decode: str, pipeline: str, accelerator: str, cache_images: bool) -> str:
+    """Where JPEGs are decoded: ``worker`` or ``device`` (see the module docstring).
+
+    ``auto`` decodes on the device for the fast pipeline on a CUDA GPU whose torchvision
+    has nvjpeg, unless ``--cache_images`` (which decodes each image once, in the workers).
+    """
+    if decode not in DECODERS:
+        raise ValueError(f"--decode {decode}: unknown; valid: {', '.join(DECODERS)}")
+    if decode == "device":
+        if pipeline == "seed":
+            raise ValueError("--decode device works with the fast pipeline only "
+                             "(drop --pipeline seed)")
+        if cache_images:
+            raise ValueError("--decode device and --cache_images exclude each other: the cache "
+                             "holds images decoded in the workers; drop one of them")
+        return "device"
+    if decode == "auto" and pipeline == "fast" and not cache_images and _on_cuda(accelerator):
+        return "device" if device_decode_available("cuda") else "worker"
+    return "worker"
+
+
 def resolve_pipeline(args: argparse.Namespace,
                      image_size: tuple[int, int] | list[int] | None) -> InputPipeline:
-    """The pipeline the flags ask for: ``--pipeline``, ``--channels_last``, ``--cache_images``."""
+    """The pipeline the flags ask for: ``--pipeline``, ``--decode``, ``--channels_last``,
+    ``--cache_images`` (on the hardware ``--accelerator`` names)."""
     name = getattr(args, "pipeline", "auto") or "auto"
     if name not in PIPELINES:
         raise ValueError(f"--pipeline {name}: unknown; valid: {', '.join(PIPELINES)}")
@@ -135,9 +169,11 @@ def resolve_pipeline(args: argparse.Namespace,
     cache = bool(getattr(args, "cache_images", False))
     if cache and name == "seed":
         raise ValueError("--cache_images works with the fast pipeline only (drop --pipeline seed)")
+    decode = resolve_decode(getattr(args, "decode", "auto") or "auto", name,
+                            getattr(args, "accelerator", "auto") or "auto", cache)
     return InputPipeline(name=name, image_size=tuple(image_size) if image_size else None,
                          randaugment_ops=getattr(args, "randaugment_ops", 3),
-                         cache_images=cache, channels_last=bool(channels_last))
+                         cache_images=cache, channels_last=bool(channels_last), decode=decode)
 
 
 def train_loader(dataset: TrainPlaces, batch_size: int, num_workers: int, seed: int,
@@ -154,5 +190,5 @@ def train_loader(dataset: TrainPlaces, batch_size: int, num_workers: int, seed: 
 def eval_loader(dataset: Dataset, batch_size: int, num_workers: int) -> DataLoader:
     """Images in dataset order, sharded by rank under DDP (`ShardedSequentialSampler`)."""
     return DataLoader(dataset, batch_size=batch_size, num_workers=num_workers,
-                      sampler=ShardedSequentialSampler(len(dataset)),
+                      sampler=ShardedSequentialSampler(len(dataset)), collate_fn=collate_indexed,
                       pin_memory=torch.cuda.is_available())

@@ -87,9 +87,11 @@ def _configure_input(module: VPRModule, hparams: dict[str, Any],
     pipeline = resolve_pipeline(args, hparams.get("image_size"))
     module.configure_input(pipeline.device_transform(), seed=args.seed,
                            compile_model=getattr(args, "compile", False))
-    logger.info("Input pipeline: %s (channels-last %s, compile %s, image cache %s), "
-                "precision %s", pipeline.name, pipeline.channels_last,
-                getattr(args, "compile", False), pipeline.cache_images, _precision(args))
+    logger.info("Input pipeline: %s (decode in %s, channels-last %s, compile %s, image cache "
+                "%s), precision %s", pipeline.name,
+                "workers" if pipeline.decode == "worker" else "the model's device",
+                pipeline.channels_last, getattr(args, "compile", False), pipeline.cache_images,
+                _precision(args))
 
 
 def _trainer(args: argparse.Namespace, **kwargs: Any) -> L.Trainer:
@@ -344,7 +346,8 @@ def _resolve_resume(resume: str, args: argparse.Namespace) -> str:
 RESUMED_SETTINGS = ("train_path", "val_path", "test_path", "batch_size", "img_per_place",
                     "min_img_per_place", "positive_dist_threshold", "randaugment_ops",
                     "eval_batch_size", "seed", "gradient_clip_val", "limit_train_batches",
-                    "precision", "pipeline", "cache_images", "channels_last", "compile")
+                    "precision", "pipeline", "decode", "cache_images", "channels_last",
+                    "compile")
 
 
 def _fill_args_from_previous(args: argparse.Namespace, run_dir: Path) -> None:
