@@ -273,3 +273,21 @@ def test_cli_build_and_locate_json(world, tmp_path, capsys):
     assert "confidence" in text and "UTM 32T" in text
     assert run_cli("index", ["index", "info", "--index", str(out)]) == 0
     assert "sha256" in capsys.readouterr().out
+
+
+def test_device_decoding_builds_the_same_index(world, tmp_path, monkeypatch):
+    """Where the device decodes JPEGs (nvjpeg on CUDA), index and locate read photos so."""
+    from vpr.data import device_decode
+
+    jpegs = tmp_path / "jpegs"
+    jpegs.mkdir()
+    for png in world["database"].iterdir():
+        Image.open(png).save(jpegs / png.with_suffix(".jpg").name, quality=95)
+    on_workers = LocationIndex.build(tmp_path / "workers", world["ckpt"], jpegs, device="cpu")
+    monkeypatch.setattr(device_decode, "device_decode_available", lambda device: True)
+    assert isinstance(on_workers.reader("cpu"), device_decode.EncodedReader)
+    on_device = LocationIndex.build(tmp_path / "device", world["ckpt"], jpegs, device="cpu")
+    np.testing.assert_allclose(on_device.descriptors, on_workers.descriptors, atol=1e-5)
+    photo = sorted(jpegs.iterdir())[0]
+    assert locate(photo, on_device, top_k=1, device="cpu")[0].matches[0].path == str(
+        photo.resolve())
