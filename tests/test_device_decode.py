@@ -159,6 +159,7 @@ def test_no_device_decoder_on_a_cpu():
     assert not device_decode.device_decode_available("cpu")
 
 
+@pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_nvjpeg_is_close_to_libjpeg(tmp_path):  # pragma: no cover - GPU only
     pixels = np.random.default_rng(3).integers(0, 256, (64, 96, 3), np.uint8)
