@@ -4,6 +4,8 @@ Measures, for each configuration, from JPEG files of the synthetic city:
 - end-to-end training throughput (images/s): DataLoader workers -> device -> ResNet-18 +
   ConvAP -> MultiSimilarity loss and miner -> SGD step, driven by Lightning as `vpr train`;
 - end-to-end descriptor extraction throughput (images/s), as `vpr test` extracts;
+- input-only throughput (images/s): the training input pipeline alone, files to the
+  model's augmented, normalised input batch on the device (decoding on the device included);
 - model-only ceilings: the same training step and forward pass on random tensors already
   on the device, so the report shows how close end to end comes to the model's limit;
 - peak host memory (the measuring process and its DataLoader workers) and device memory.
@@ -51,7 +53,9 @@ def prepare_data(root: Path, image_size: int, places: int, extract_images: int,
     """Renders the tiny synthetic city at ``image_size`` and lays out the benchmark sets.
 
     The tiny city has 24 training places; more places (and extraction images) are made by
-    hard-linking its JPEGs under new place ids, which costs the same to decode.
+    hard-linking its JPEGs under new place ids, which costs the same to decode. ``places``
+    should hold every timed batch in one epoch: at an epoch's end the DataLoader restarts
+    and its workers stop prefetching, which real datasets (thousands of places) never see.
 
     Returns:
         (train folder, extraction test set with database/ and queries/).
@@ -158,8 +162,34 @@ def measure_train(config: str, args: argparse.Namespace, train: Path) -> dict:
               "decode": pipeline.decode}
     del trainer, loader
     gc.collect()
+    result["input_img_s"] = _input_only(module, dataset, args)
+    gc.collect()
     result.update(_model_only(module, args, precision))
     return result
+
+
+def _input_only(module, dataset, args: argparse.Namespace) -> float:
+    """The input pipeline alone: files to the model's augmented, normalised input batch."""
+    import torch
+
+    from vpr.data.device_decode import to_device
+    from vpr.training.pipeline import train_loader
+
+    device = torch.device(args.device)
+    module = module.to(device).train()
+    loader = train_loader(dataset, args.places, args.workers, seed=1, drop_last=True)
+    start = None
+    for step, (images, _, _) in enumerate(loader):
+        images = to_device(images, device)
+        module.input_transform(images, augment=True,
+                               generator=torch.Generator().manual_seed(step))
+        if step == args.warmup:
+            _sync(args.device)
+            start = time.perf_counter()
+        elif step == args.warmup + args.steps:
+            break
+    _sync(args.device)
+    return args.places * 4 * args.steps / (time.perf_counter() - start)
 
 
 def _model_only(module, args: argparse.Namespace, precision: str) -> dict:
@@ -335,7 +365,9 @@ def main() -> None:
     configs = args.configs or (GPU_CONFIGS if gpu else ["seed", "fast"])
 
     started = time.perf_counter()
-    train, extract = prepare_data(args.data, args.image_size, args.places,
+    # Every step in one epoch (see prepare_data), for each measurement that iterates it.
+    train, extract = prepare_data(args.data, args.image_size,
+                                  args.places * (args.warmup + args.steps + 1),
                                   args.extract_images, workers=args.workers)
     data_s = time.perf_counter() - started
     figures: dict = {"device": _device_name(args.device), "torch": torch.__version__,
@@ -369,10 +401,10 @@ def format_report(figures: dict, configs: list[str]) -> str:
              f"{figures['image_size']} px, batch {figures['batch']}, "
              f"{figures['workers']} workers; total {figures['total_s']} s",
              f"command: {figures['command']}", "",
-             "| config | precision | train img/s | vs seed | model-only train img/s | "
-             "end-to-end / ceiling | extract img/s | vs seed | model-only infer img/s | "
-             "host peak MiB (workers) | device peak MiB |",
-             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+             "| config | precision | train img/s | vs seed | input-only img/s | "
+             "model-only train img/s | end-to-end / ceiling | extract img/s | vs seed | "
+             "model-only infer img/s | host peak MiB (workers) | device peak MiB |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     def ratio(row: dict, key: str, config: str) -> str:
         if config == "seed":
             return "1.00x"
@@ -384,6 +416,7 @@ def format_report(figures: dict, configs: list[str]) -> str:
         lines.append(
             f"| {config} | {row['precision']}{', channels-last' if row['channels_last'] else ''}"
             f" | {row['train_img_s']:.1f} | {ratio(row, 'train_img_s_vs_seed', config)}"
+            f" | {row['input_img_s']:.1f}"
             f" | {row['model_train_img_s']:.1f} | {row['train_share_of_ceiling']:.0%}"
             f" | {row['extract_img_s']:.1f} | {ratio(row, 'extract_img_s_vs_seed', config)}"
             f" | {row['model_infer_img_s']:.1f}"

@@ -21,8 +21,8 @@ def test_speed_benchmark_smoke(tmp_path):
     figures = json.loads(out.read_text())
     for config in ("seed", "fast", "fast+device_decode"):
         row = figures[config]
-        for key in ("train_img_s", "extract_img_s", "model_train_img_s", "model_infer_img_s",
-                    "host_peak_mib"):
+        for key in ("train_img_s", "extract_img_s", "input_img_s", "model_train_img_s",
+                    "model_infer_img_s", "host_peak_mib"):
             assert row[key] > 0, (config, key)
     assert figures["seed"]["precision"] == "32-true" and not figures["seed"]["channels_last"]
     assert figures["fast"]["channels_last"]
