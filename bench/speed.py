@@ -24,7 +24,7 @@ Each measurement runs in its own process (so peak memory is its own); ratios com
 configurations measured by the same command on the same machine.
 
     python bench/speed.py --small                       # CPU smoke test (CI), seconds
-    python bench/speed.py                               # CPU, 224 px, 8 places x 4
+    python bench/speed.py --rounds 3                    # CPU, 224 px, 8 places x 4
     python bench/speed.py --device cuda --places 64 --workers 16 --steps 40   # GPU
 """
 
@@ -37,6 +37,7 @@ import os
 import platform
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -336,6 +337,9 @@ def main() -> None:
     parser.add_argument("--configs", nargs="+", default=None, choices=CONFIGS,
                         help="default: seed fast on a CPU; on a GPU also fast+device_decode "
                              "and fast+device_decode+compile")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="measure every configuration this many times, alternating; "
+                             "report medians (default 1)")
     parser.add_argument("--data", type=Path, default=Path("/tmp/vpr_bench_data"),
                         help="where the benchmark's JPEGs are rendered (kept for re-runs)")
     parser.add_argument("--out", type=Path, default=None, help="also write the figures as JSON")
@@ -374,17 +378,20 @@ def main() -> None:
                      "command": " ".join([Path(sys.executable).name, *sys.argv]),
                      "image_size": args.image_size, "batch": f"{args.places} x 4",
                      "workers": args.workers, "data_s": round(data_s, 1)}
-    for config in configs:
-        figures[config] = _child("train", config, train, args)
-        figures[config].update(_child("extract", config, extract, args))
-        print(f"{config}: " + ", ".join(f"{k} {v:.1f}" if isinstance(v, float) else f"{k} {v}"
-                                         for k, v in figures[config].items()), flush=True)
-    base = figures.get("seed")
-    if base:
+    # Rounds alternate the configurations, so that a slow spell of a shared machine hits
+    # them alike; each figure is the median over rounds, each ratio the median of the
+    # rounds' ratios (a configuration against the seed's design measured just before it).
+    rounds: dict[str, list[dict]] = {config: [] for config in configs}
+    for round_index in range(args.rounds):
         for config in configs:
-            if config != "seed":
-                for key in ("train_img_s", "extract_img_s", "model_train_img_s"):
-                    figures[config][f"{key}_vs_seed"] = figures[config][key] / base[key]
+            row = _child("train", config, train, args)
+            row.update(_child("extract", config, extract, args))
+            rounds[config].append(row)
+            print(f"round {round_index + 1}/{args.rounds} {config}: "
+                  + ", ".join(f"{k} {v:.1f}" if isinstance(v, float) else f"{k} {v}"
+                              for k, v in row.items()), flush=True)
+    figures.update(summarize(rounds))
+    figures["rounds"] = args.rounds
     for config in configs:
         row = figures[config]
         row["train_share_of_ceiling"] = row["train_img_s"] / row["model_train_img_s"]
@@ -395,11 +402,27 @@ def main() -> None:
         args.out.write_text(json.dumps(figures, indent=1) + "\n")
 
 
+def summarize(rounds: dict[str, list[dict]]) -> dict[str, dict]:
+    """Per configuration: the median of each figure over rounds, and ``KEY_vs_seed``, the
+    median over rounds of the ratio to the seed's design in the same round."""
+    out = {}
+    for config, rows in rounds.items():
+        out[config] = {key: (statistics.median(row[key] for row in rows)
+                             if isinstance(value, float) else value)
+                       for key, value in rows[0].items()}
+        if "seed" in rounds and config != "seed":
+            for key in ("train_img_s", "extract_img_s", "model_train_img_s"):
+                out[config][f"{key}_vs_seed"] = statistics.median(
+                    row[key] / base[key] for row, base in zip(rows, rounds["seed"]))
+    return out
+
+
 def format_report(figures: dict, configs: list[str]) -> str:
     """A markdown table of the figures, one row per configuration."""
     lines = [f"device: {figures['device']}; torch {figures['torch']}; "
              f"{figures['image_size']} px, batch {figures['batch']}, "
-             f"{figures['workers']} workers; total {figures['total_s']} s",
+             f"{figures['workers']} workers; {figures['rounds']} round(s), medians; "
+             f"total {figures['total_s']} s",
              f"command: {figures['command']}", "",
              "| config | precision | train img/s | vs seed | input-only img/s | "
              "model-only train img/s | end-to-end / ceiling | extract img/s | vs seed | "

@@ -30,3 +30,21 @@ def test_speed_benchmark_smoke(tmp_path):
     assert figures["fast+device_decode"]["decode"] == "device"
     assert figures["fast"]["train_img_s_vs_seed"] > 0
     assert "| seed |" in done.stdout and "| fast |" in done.stdout
+
+
+def test_rounds_report_medians_and_same_round_ratios():
+    sys.path.insert(0, str(BENCH))
+    try:
+        from speed import summarize
+    finally:
+        sys.path.remove(str(BENCH))
+    keys = ("train_img_s", "extract_img_s", "model_train_img_s")
+    seed = [dict.fromkeys(keys, value) | {"precision": "32-true"} for value in (10.0, 5.0, 20.0)]
+    fast = [dict.fromkeys(keys, value) | {"precision": "bf16-mixed"}
+            for value in (12.0, 15.0, 60.0)]
+    figures = summarize({"seed": seed, "fast": fast})
+    assert figures["seed"]["train_img_s"] == 10.0 and figures["fast"]["train_img_s"] == 15.0
+    # Ratios per round are 1.2, 3.0 and 3.0: their median, not 15 / 10 from the medians.
+    assert figures["fast"]["train_img_s_vs_seed"] == 3.0
+    assert figures["fast"]["precision"] == "bf16-mixed"
+    assert "train_img_s_vs_seed" not in figures["seed"]
