@@ -162,15 +162,9 @@ def run_load(url: str, photos: list[tuple[str, bytes]], requests: int, concurren
 
 def machine() -> str:
     import torch
+    from hostinfo import cpu_model
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model()
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     return (f"{os.cpu_count()} CPUs ({cpu}), Python {platform.python_version()}, "
             f"torch {torch.__version__} ({torch.get_num_threads()} threads), "
