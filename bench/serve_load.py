@@ -66,9 +66,9 @@ def prepare_index(workdir: Path, image_size: tuple[int, int], ckpt: Path | None 
         ``(index folder, query photos)``.
     """
     from vpr.data.images import list_images
-    from vpr.data.synthetic import generate_city
     from vpr.locate import LocationIndex
     from vpr.locate.index import sha256_of
+    from vpr.synthetic import generate_city
 
     city = workdir / f"city_{image_size[0]}x{image_size[1]}"
     print(f"Synthetic city in {city} (made once, about a minute)...", flush=True)

@@ -62,7 +62,7 @@ def prepare_data(root: Path, image_size: int, places: int, extract_images: int,
     """
     from vpr.data.geotag import format_filename, parse_filename
     from vpr.data.images import list_images
-    from vpr.data.synthetic import generate_city
+    from vpr.synthetic import generate_city
 
     city = root / f"city_{image_size}"
     generate_city(city, preset="tiny", image_size=(image_size, image_size), progress=False,
@@ -172,7 +172,7 @@ def _input_only(module, dataset, args: argparse.Namespace) -> float:
     """The input pipeline alone: files to the model's augmented, normalised input batch."""
     import torch
 
-    from vpr.data.device_decode import to_device
+    from vpr.inputs.device_decode import to_device
     from vpr.training.pipeline import train_loader
 
     device = torch.device(args.device)
@@ -239,8 +239,8 @@ def _model_only(module, args: argparse.Namespace, precision: str) -> dict:
 def measure_extract(config: str, args: argparse.Namespace, extract: Path) -> dict:
     import torch
 
-    from vpr.data.device_decode import to_device
     from vpr.eval.extract import autocast
+    from vpr.inputs.device_decode import to_device
     from vpr.training.pipeline import eval_loader
 
     module, pipeline, precision, _ = _setup(config, args)

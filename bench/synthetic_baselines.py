@@ -41,10 +41,10 @@ from PIL import Image
 from torch import nn
 
 from vpr.data.datasets import RetrievalSet
-from vpr.data.transforms import eval_transform
 from vpr.eval.extract import extract_descriptors
 from vpr.eval.report import evaluate_retrieval
 from vpr.eval.search import search
+from vpr.inputs.transforms import eval_transform
 
 METHODS = ("pixels", "untrained", "trained")
 DEFAULT_SETS = ("sf_xs/test", "tokyo_xs/test")

@@ -62,7 +62,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("time_to_accuracy.png"))
     args = parser.parse_args()
 
-    from vpr.data.synthetic import generate_city
+    from vpr.synthetic import generate_city
 
     generate_city(args.data, preset="demo", progress=False, workers=2)
     stamp = time.strftime("%Y%m%d-%H%M%S")

@@ -9,7 +9,7 @@ import torch
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms.v2 import functional as TF
 
-from vpr.data.batch_augment import OPS, BatchRandAugment, InputTransform, apply_op, op_magnitudes
+from vpr.inputs.batch_augment import OPS, BatchRandAugment, InputTransform, apply_op, op_magnitudes
 
 
 @pytest.fixture

@@ -13,10 +13,10 @@ import utm
 from PIL import Image, TiffImagePlugin
 
 from vpr.cli import data as data_cli
-from vpr.data.check import check_dataset, detect_kind
 from vpr.data.geotag import GeoTag, format_filename, parse_filename
-from vpr.data.importer import DataImportError
-from vpr.data.stats import OUTPUT_FILES
+from vpr.datatools.check import check_dataset, detect_kind
+from vpr.datatools.importer import DataImportError
+from vpr.datatools.stats import OUTPUT_FILES
 
 Rational = TiffImagePlugin.IFDRational
 

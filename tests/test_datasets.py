@@ -8,7 +8,7 @@ from torch.utils.data import DataLoader
 
 from vpr.data.datasets import RetrievalSet, TrainPlaces, collate_places, positives_within
 from vpr.data.geotag import GeoTagError
-from vpr.data.transforms import eval_transform, train_transform
+from vpr.inputs.transforms import eval_transform, train_transform
 
 
 def test_places_are_grouped_by_note_and_small_places_dropped(tiny_train):

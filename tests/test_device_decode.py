@@ -6,7 +6,6 @@ to ``--decode worker``; the same code runs nvjpeg on a CUDA device.
 
 from __future__ import annotations
 
-import argparse
 import pickle
 
 import numpy as np
@@ -16,12 +15,13 @@ from conftest import write_image
 from PIL import Image
 from torch.utils.data import DataLoader
 
-from vpr.data import device_decode
 from vpr.data.datasets import RetrievalSet, collate_places
-from vpr.data.decode import UInt8Reader
-from vpr.data.device_decode import EncodedBatch, EncodedReader, collate_indexed, to_device
 from vpr.data.images import BadImageError
-from vpr.training.pipeline import InputPipeline, eval_loader, resolve_decode, resolve_pipeline
+from vpr.hardware import resolve_decode
+from vpr.inputs import device_decode
+from vpr.inputs.decode import UInt8Reader
+from vpr.inputs.device_decode import EncodedBatch, EncodedReader, collate_indexed, to_device
+from vpr.training.pipeline import InputPipeline, eval_loader, resolve_pipeline
 
 
 def _mixed_files(tmp_path):
@@ -135,23 +135,22 @@ def test_decode_flag():
     assert resolve_decode("worker", "fast", "gpu", cache_images=False) == "worker"
     with pytest.raises(ValueError, match="fast pipeline only"):
         resolve_decode("device", "seed", "cpu", cache_images=False)
-    with pytest.raises(ValueError, match="--cache_images"):
+    with pytest.raises(ValueError, match="cache_images"):
         resolve_decode("device", "fast", "cpu", cache_images=True)
     with pytest.raises(ValueError, match="valid: auto, worker, device"):
         resolve_decode("gpu", "fast", "cpu", cache_images=False)
-    args = argparse.Namespace(pipeline="auto", decode="device", accelerator="cpu")
-    assert resolve_pipeline(args, [32, 32]).decode == "device"
+    assert resolve_pipeline("auto", [32, 32], decode="device", accelerator="cpu").decode == "device"
 
 
 def test_auto_decodes_on_a_cuda_gpu_with_nvjpeg(monkeypatch):
-    from vpr.training import pipeline
+    from vpr import hardware
 
-    monkeypatch.setattr(pipeline.torch.cuda, "is_available", lambda: True)
-    monkeypatch.setattr(pipeline, "device_decode_available", lambda device: True)
+    monkeypatch.setattr(hardware.torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(hardware, "device_decode_available", lambda device: True)
     assert resolve_decode("auto", "fast", "auto", cache_images=False) == "device"
     assert resolve_decode("auto", "fast", "auto", cache_images=True) == "worker"
     assert resolve_decode("auto", "seed", "gpu", cache_images=False) == "worker"
-    monkeypatch.setattr(pipeline, "device_decode_available", lambda device: False)
+    monkeypatch.setattr(hardware, "device_decode_available", lambda device: False)
     assert resolve_decode("auto", "fast", "gpu", cache_images=False) == "worker"
 
 

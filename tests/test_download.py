@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-import vpr.data.download as download
+import vpr.datatools.download as download
 from vpr.cli import download as download_cli
-from vpr.data.download import DownloadError, download_dataset, gdown_fetch, layout_problems
+from vpr.datatools.download import DownloadError, download_dataset, gdown_fetch, layout_problems
 
 
 def _jpeg() -> bytes:

@@ -91,12 +91,20 @@ def test_existing_experiment_is_never_overwritten(trained_run, tiny_train, tiny_
 
 
 def test_explicit_flag_contradicting_checkpoint_is_an_error(trained_run, tiny_retrieval, capsys):
-    code = vpr_main(["test", "--ckpt_path", str(trained_run / "checkpoints" / "last.ckpt"),
-                     "--test_path", str(tiny_retrieval), "--agg_arch", "GeM",
-                     "--num_workers", "0", "--no_progress_bar"])
+    from vpr.cli.seed_compat import main as main_py
+
+    checkpoint = str(trained_run / "checkpoints" / "last.ckpt")
+    code = main_py(["--ckpt_path", checkpoint, "--test_path", str(tiny_retrieval),
+                    "--agg_arch", "GeM", "--num_workers", "0", "--no-progress_bar"])
     assert code == 2
     error = capsys.readouterr().err
     assert "--agg_arch GeM contradicts" in error and "ConvAP" in error
+    # `vpr test` takes no model flag at all: the checkpoint carries the model.
+    with pytest.raises(SystemExit) as exit_info:
+        vpr_main(["test", "--ckpt_path", checkpoint, "--test_path", str(tiny_retrieval),
+                  "--agg_arch", "ConvAP"])
+    assert exit_info.value.code == 2
+    assert "--agg_arch: vpr test takes the model" in capsys.readouterr().err
     stored = read_checkpoint_hparams(trained_run / "checkpoints" / "last.ckpt")
     assert stored["agg_arch"] == "ConvAP" and stored["descriptors_dim"] == 32
 

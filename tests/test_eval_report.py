@@ -300,7 +300,7 @@ class TinyModel(nn.Module):
 def test_extraction_to_memmap_equals_in_memory(tmp_path: Path):
     from conftest import write_image
 
-    from vpr.data.transforms import eval_transform
+    from vpr.inputs.transforms import eval_transform
 
     paths = [write_image(tmp_path / "img", i, 0, f"n{i}", seed=i) for i in range(7)]
     dataset = ImageFolderDataset(paths, eval_transform((16, 16)))
@@ -322,7 +322,7 @@ def test_extraction_to_memmap_equals_in_memory(tmp_path: Path):
 def test_extraction_precision_and_errors(tmp_path: Path):
     from conftest import write_image
 
-    from vpr.data.transforms import eval_transform
+    from vpr.inputs.transforms import eval_transform
 
     paths = [write_image(tmp_path, i, 0, f"n{i}", seed=i) for i in range(2)]
     dataset = ImageFolderDataset(paths, eval_transform((16, 16)))

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
-
 import numpy as np
 import pytest
 import torch
@@ -11,13 +9,14 @@ from PIL import Image
 from test_hostile_input import _make_bad
 from torch.utils.data import DataLoader
 
-from vpr.data.cache import CachedReader
+from vpr import hardware
 from vpr.data.datasets import TrainPlaces
-from vpr.data.decode import UInt8Reader, read_uint8
 from vpr.data.images import BadImageError, list_images
-from vpr.data.transforms import eval_transform
-from vpr.training import pipeline
-from vpr.training.pipeline import InputPipeline, default_precision, resolve_pipeline
+from vpr.hardware import default_precision
+from vpr.inputs.cache import CachedReader
+from vpr.inputs.decode import UInt8Reader, read_uint8
+from vpr.inputs.transforms import eval_transform
+from vpr.training.pipeline import InputPipeline, resolve_pipeline
 
 
 def test_uint8_decode_matches_pillow(tmp_path):
@@ -96,31 +95,30 @@ def test_fast_train_set_yields_uint8_at_the_image_size(tiny_train):
 
 
 def test_precision_follows_the_hardware(monkeypatch):
-    monkeypatch.setattr(pipeline.torch.cuda, "is_available", lambda: False)
-    monkeypatch.setattr(pipeline, "_has_other_device", lambda: False)
-    monkeypatch.setattr(pipeline, "cpu_has_native_bf16", lambda: True)
+    monkeypatch.setattr(hardware.torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(hardware, "_has_other_device", lambda: False)
+    monkeypatch.setattr(hardware, "cpu_has_native_bf16", lambda: True)
     assert default_precision("auto", "fast") == "bf16-mixed"
     assert default_precision("auto", "seed") == "32-true"
-    monkeypatch.setattr(pipeline, "cpu_has_native_bf16", lambda: False)
+    monkeypatch.setattr(hardware, "cpu_has_native_bf16", lambda: False)
     assert default_precision("cpu", "fast") == "32-true"
-    monkeypatch.setattr(pipeline.torch.cuda, "is_available", lambda: True)
-    monkeypatch.setattr(pipeline.torch.cuda, "is_bf16_supported", lambda: False)
+    monkeypatch.setattr(hardware.torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(hardware.torch.cuda, "is_bf16_supported", lambda: False)
     assert default_precision("auto", "fast") == "16-mixed"
     assert default_precision("gpu", "seed") == "16-mixed"
 
 
 def test_pipeline_flags():
-    args = argparse.Namespace(pipeline="seed", channels_last=None, cache_images=False,
+    chosen = resolve_pipeline("seed", [32, 32], channels_last=None, cache_images=False,
                               randaugment_ops=3)
-    chosen = resolve_pipeline(args, [32, 32])
     assert chosen.name == "seed" and not chosen.channels_last
-    assert resolve_pipeline(argparse.Namespace(pipeline="auto"), None).channels_last
+    assert resolve_pipeline("auto", None).channels_last
     with pytest.raises(ValueError, match="fast pipeline only"):
-        resolve_pipeline(argparse.Namespace(pipeline="seed", cache_images=True), None)
+        resolve_pipeline("seed", None, cache_images=True)
 
 
 def test_compile_failure_falls_back_to_eager(monkeypatch, caplog):
-    from vpr.data.batch_augment import InputTransform
+    from vpr.inputs.batch_augment import InputTransform
     from vpr.training.module import VPRModule
 
     def broken_compile(model):

@@ -13,7 +13,7 @@ from PIL import Image
 
 from vpr.data.datasets import RetrievalSet, TrainPlaces
 from vpr.data.images import BadImageError, check_image_header, list_images, open_rgb
-from vpr.data.transforms import eval_transform, train_transform
+from vpr.inputs.transforms import eval_transform, train_transform
 
 
 def _png_claiming_size(path: Path, width: int, height: int) -> Path:

@@ -277,7 +277,7 @@ def test_cli_build_and_locate_json(world, tmp_path, capsys):
 
 def test_device_decoding_builds_the_same_index(world, tmp_path, monkeypatch):
     """Where the device decodes JPEGs (nvjpeg on CUDA), index and locate read photos so."""
-    from vpr.data import device_decode
+    from vpr.inputs import device_decode
 
     jpegs = tmp_path / "jpegs"
     jpegs.mkdir()

@@ -16,16 +16,16 @@ from PIL import Image
 
 from vpr.cli import synth as synth_cli
 from vpr.data.geotag import parse_filename
-from vpr.data.synthetic import (
+from vpr.synthetic import (
     SyntheticCityError,
     generate_city,
     parse_image_size,
     read_manifest,
     write_preview,
 )
-from vpr.data.synthetic.plan import plan_all
-from vpr.data.synthetic.presets import PRESETS
-from vpr.data.synthetic.writer import render_spec
+from vpr.synthetic.plan import plan_all
+from vpr.synthetic.presets import PRESETS
+from vpr.synthetic.writer import render_spec
 
 RETRIEVAL_SETS = ("sf_xs/val", "sf_xs/test", "tokyo_xs/test")
 TEST_NOTE = re.compile(r"^[dq]\d+_(day|sunset|night)$")

@@ -1,14 +1,15 @@
-"""The errors that mean "the user's input is wrong": reported as one line, no traceback."""
+"""The errors that mean "the user's input is wrong": reported as one line, no traceback.
 
-from vpr.data.geotag import GeoTagError
-from vpr.data.images import BadImageError
-from vpr.training.checkpoints import CheckpointError
-from vpr.training.run import RunError
+This module imports nothing from vpr, so every layer may raise these. The package-specific
+errors (`GeoTagError`, `BadImageError`, `CheckpointError`, ...) subclass ValueError.
+"""
+
+
+class RunError(RuntimeError):
+    """A run cannot start: the message says why and what to do."""
+
 
 USER_ERRORS: tuple[type[BaseException], ...] = (
-    GeoTagError,
-    BadImageError,
-    CheckpointError,
     RunError,
     FileNotFoundError,
     NotADirectoryError,

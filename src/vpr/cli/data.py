@@ -124,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def run_check(args: argparse.Namespace) -> int:
-    from vpr.data.check import check_dataset, format_report
+    from vpr.datatools.check import check_dataset, format_report
 
     report = check_dataset(
         args.dir, kind=args.kind, positive_dist_threshold=args.positive_dist_threshold,
@@ -139,7 +139,7 @@ def run_check(args: argparse.Namespace) -> int:
 
 
 def run_stats(args: argparse.Namespace) -> int:
-    from vpr.data.stats import write_stats
+    from vpr.datatools.stats import write_stats
 
     files = write_stats(args.dir, args.out, kind=args.kind,
                         positive_dist_threshold=args.positive_dist_threshold,
@@ -151,7 +151,7 @@ def run_stats(args: argparse.Namespace) -> int:
 
 
 def run_import(args: argparse.Namespace) -> int:
-    from vpr.data.importer import import_photos
+    from vpr.datatools.importer import import_photos
 
     report = import_photos(args.src, args.out, csv_path=args.csv, place_from=args.place_from,
                            dry_run=args.dry_run, progress=not args.no_progress_bar)

@@ -9,6 +9,9 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
+from typing import Any
+
+from vpr.cli.flags import add_setting
 
 # Settings tuned so that the demo finishes within 10 minutes on 2 CPU cores.
 # From-scratch training on tiny images: Adam learns much faster than the seed's SGD here,
@@ -43,53 +46,49 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--exp_name", default=None,
                         help="run folder name (default: demo_<timestamp>)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    parser.add_argument("--no_progress_bar", action="store_true", help="disable progress bars")
+    add_setting(parser, "progress_bar")
     parser.set_defaults(func=run)
 
 
-def demo_train_args(args: argparse.Namespace) -> argparse.Namespace:
-    """The `vpr train` options the demo uses, as if typed on the command line."""
-    from vpr.cli import build_parser
+def _progress(args: argparse.Namespace) -> bool:
+    return getattr(args, "progress_bar", True)
 
+
+def demo_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The `vpr train` settings of the demo: `DEMO_TRAINING` and the synthetic city's sets."""
     data = args.data
-    exp_name = args.exp_name or time.strftime("demo_%Y-%m-%d_%H-%M-%S")
-    argv = [
-        "train",
-        "--train_path", str(data / "gsv_xs" / "train"),
-        "--val_path", str(data / "sf_xs" / "val"),
-        "--test_path", str(data / "sf_xs" / "test"), str(data / "tokyo_xs" / "test"),
-        "--exp_name", exp_name, "--log_dir", str(args.log_dir), "--seed", str(args.seed),
-        "--agg_arch", DEMO_TRAINING["agg_arch"], "--pretrained", DEMO_TRAINING["pretrained"],
-        "--batch_size", str(DEMO_TRAINING["batch_size"]),
-        "--img_per_place", str(DEMO_TRAINING["img_per_place"]),
-        "--num_workers", str(DEMO_TRAINING["num_workers"]),
-        "--max_epochs", str(args.max_epochs), "--lr", str(DEMO_TRAINING["lr"]),
-        "--optimizer", DEMO_TRAINING["optimizer"],
-        "--randaugment_ops", str(DEMO_TRAINING["randaugment_ops"]),
-    ]
-    if args.no_progress_bar:
-        argv.append("--no_progress_bar")
-    return build_parser().parse_args(argv)
+    return {
+        **DEMO_TRAINING,
+        "train_path": str(data / "gsv_xs" / "train"),
+        "val_path": str(data / "sf_xs" / "val"),
+        "test_path": [str(data / "sf_xs" / "test"), str(data / "tokyo_xs" / "test")],
+        "exp_name": args.exp_name or time.strftime("demo_%Y-%m-%d_%H-%M-%S"),
+        "log_dir": str(args.log_dir),
+        "seed": args.seed,
+        "max_epochs": args.max_epochs,
+        "progress_bar": _progress(args),
+    }
 
 
 def run(args: argparse.Namespace) -> int:
     import lightning as L
 
-    from vpr.data.synthetic import generate_city
+    import vpr
+    from vpr.synthetic import generate_city
     from vpr.training.module import VPRModule
-    from vpr.training.run import evaluate, resolve_hparams, train
+    from vpr.training.run import evaluate, resolve_config, train
     from vpr.utils.logs import setup_logging
 
     setup_logging()
     start = time.perf_counter()
     # Two rendering processes: the files do not depend on the count.
     generate_city(args.data, preset=args.preset, seed=args.seed,
-                  progress=not args.no_progress_bar, workers=2)
-    train_args = demo_train_args(args)
-    hparams = resolve_hparams(train_args, None)
+                  progress=_progress(args), workers=2)
+    settings = demo_settings(args)
+    config = resolve_config(settings)
     L.seed_everything(args.seed, workers=True)
-    untrained = evaluate(VPRModule(**hparams), train_args.test_path, hparams, train_args)
-    result = train(train_args)
+    untrained = evaluate(VPRModule(config.module_config(), vpr_version=vpr.__version__), config)
+    result = train(settings)
     trained = result["tests"]
     elapsed = time.perf_counter() - start
     print()

@@ -43,7 +43,7 @@ def add_parser(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Downloads (or unpacks) each requested dataset; returns the exit code."""
-    from vpr.data.download import DownloadError, download_dataset
+    from vpr.datatools.download import DownloadError, download_dataset
 
     names = list(dict.fromkeys(args.datasets)) or list(DATASET_NAMES)
     if args.archive is not None and len(names) != 1:

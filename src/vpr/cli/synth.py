@@ -7,7 +7,7 @@ from pathlib import Path
 
 
 def _image_size(text: str) -> tuple[int, int]:
-    from vpr.data.synthetic.presets import parse_image_size
+    from vpr.synthetic.presets import parse_image_size
 
     try:
         return parse_image_size(text)
@@ -77,7 +77,7 @@ def _summary(manifest: dict) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Generates the city and/or the preview; returns the exit code."""
-    from vpr.data.synthetic import generate_city, write_preview
+    from vpr.synthetic import generate_city, write_preview
 
     if args.out is None and args.preview is None:
         raise ValueError("vpr synth needs --out DIR (to generate) and/or --preview PNG")

@@ -4,28 +4,52 @@ from __future__ import annotations
 
 import argparse
 
-from vpr.cli.options import add_data_options, add_model_options, add_run_options
+from vpr.cli.flags import add_settings, explicit_settings
+from vpr.config.fields import option_of
+from vpr.config.schema import FIELDS, iter_fields
+
+# `vpr test` takes evaluation and hardware settings; the checkpoint carries the rest.
+TEST_SECTIONS = ("test_data", "input", "eval", "hardware")
+TEST_SETTINGS = ("seed", "progress_bar")
 
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
         "test", help="evaluate a checkpoint by Recall@N on test sets (no training)",
-        description="Rebuild the model from the hyper-parameters stored in --ckpt_path and "
-                    "report Recall@N on each --test_path. Model flags are optional; one that "
-                    "contradicts the checkpoint is an error. Results are saved as JSON in the "
-                    "run folder's results/.",
+        description="Rebuild the model from the settings stored in --ckpt_path and report "
+                    "Recall@N on each --test_path. Only evaluation and hardware settings are "
+                    "taken: the checkpoint carries the model. Results are saved as JSON in "
+                    "the run folder's results/.",
     )
     parser.add_argument("--ckpt_path", type=str, required=True, help="a .ckpt file of vpr train")
-    add_data_options(parser, need_train=False)
-    add_model_options(parser)
-    add_run_options(parser)
-    parser.set_defaults(func=run)
+    add_settings(parser, TEST_SECTIONS, TEST_SETTINGS, title="run")
+    taken = {*TEST_SETTINGS, *(f.name for _, f in iter_fields(TEST_SECTIONS))}
+    for name, (_, field) in FIELDS.items():
+        if name not in taken:
+            parser.add_argument(f"--{option_of(field).flag or name}", nargs="*",
+                                action=_CarriedByCheckpoint, help=argparse.SUPPRESS,
+                                default=argparse.SUPPRESS)
+    parser.set_defaults(func=run, test_parser=parser)
 
 
 def run(args: argparse.Namespace) -> int:
     from vpr.training.run import test
 
-    for result in test(args):
+    return report_tests(test(explicit_settings(args), args.ckpt_path))
+
+
+def report_tests(results: list[dict]) -> int:
+    """Prints the recalls of each test set."""
+    for result in results:
         recalls = ", ".join(f"{k}: {v:.1f}" for k, v in result["recalls"].items())
         print(f"Test {result['dataset']}: {recalls}")
     return 0
+
+
+class _CarriedByCheckpoint(argparse.Action):
+    """A training setting given to `vpr test`: the checkpoint decides it."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        parser.error(f"{option_string}: vpr test takes the model and its training settings "
+                     "from --ckpt_path; leave the flag out (python main.py --ckpt_path also "
+                     "accepts it, if it matches the checkpoint)")

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
-from vpr.cli.options import add_data_options, add_model_options, add_run_options
+from vpr.cli.flags import add_config_options, add_settings, explicit_settings
 
 
 def add_parser(subparsers) -> None:
@@ -15,9 +16,8 @@ def add_parser(subparsers) -> None:
                     "checkpoints in <log_dir>/lightning_logs/<exp_name>/checkpoints/; finally "
                     "test the best checkpoint on each --test_path.",
     )
-    add_data_options(parser, need_train=True)
-    add_model_options(parser)
-    add_run_options(parser)
+    add_settings(parser)
+    add_config_options(parser)
     parser.add_argument("--resume", type=str, default=None, metavar="CKPT",
                         help="continue a run from its checkpoint (e.g. .../last.ckpt), with "
                              "optimizer state and epoch count; 'auto' picks the newest valid "
@@ -25,10 +25,36 @@ def add_parser(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
+def chosen_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The settings of a command line: a ``--config`` file's, then the flags typed."""
+    from vpr.config import read_settings
+
+    settings = read_settings(args.config) if getattr(args, "config", None) else {}
+    return {**settings, **explicit_settings(args)}
+
+
+def print_config(settings: dict[str, Any], resume: str | None = None) -> None:
+    """Prints the resolved settings as YAML (what `vpr train --config` reads back)."""
+    import yaml
+
+    from vpr.training.run import resolve_config
+
+    config = resolve_config(settings, resume)
+    print(yaml.safe_dump({"config": config.to_dict()}, sort_keys=False), end="")
+
+
 def run(args: argparse.Namespace) -> int:
+    settings = chosen_settings(args)
+    if args.print_config:
+        print_config(settings, args.resume if args.resume not in (None, "auto") else None)
+        return 0
     from vpr.training.run import train
 
-    result = train(args)
+    return report_training(train(settings, resume=args.resume))
+
+
+def report_training(result: dict[str, Any]) -> int:
+    """Prints where a training run went and its test recalls."""
     if not result["is_global_zero"]:
         return 0  # DDP: rank 0 reports
     print(f"Run folder: {result['run_dir']}")

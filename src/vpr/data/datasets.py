@@ -12,9 +12,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from vpr.data.device_decode import cat_images, stack_images
 from vpr.data.geotag import parse_filename
 from vpr.data.images import BadImageError, find_bad_images, list_images, open_rgb
+from vpr.inputs.device_decode import cat_images, stack_images
 
 logger = logging.getLogger(__name__)
 
@@ -37,8 +37,8 @@ class TrainPlaces(Dataset):
     unreadable images that were replaced by another image of the same place.
 
     Each image is ``transform(reader(path))``: by default Pillow's RGB image through the
-    seed's float transform; the fast pipeline reads uint8 tensors (`vpr.data.decode`), or
-    JPEG bytes to decode on the device (`vpr.data.device_decode`), with ``transform=None``.
+    seed's float transform; the fast pipeline reads uint8 tensors (`vpr.inputs.decode`), or
+    JPEG bytes to decode on the device (`vpr.inputs.device_decode`), with ``transform=None``.
     """
 
     def __init__(

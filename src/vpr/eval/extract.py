@@ -7,7 +7,6 @@ when an ``out_path`` is given) instead of being kept in a list and concatenated 
 
 from __future__ import annotations
 
-import contextlib
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -18,14 +17,12 @@ from numpy.lib.format import open_memmap
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from vpr.data.batch_augment import InputTransform
-from vpr.data.device_decode import collate_indexed, to_device
 from vpr.data.images import open_rgb
+from vpr.hardware import autocast
+from vpr.inputs.batch_augment import InputTransform
+from vpr.inputs.device_decode import collate_indexed, to_device
 
 Transform = Callable[[object], torch.Tensor]
-_AUTOCAST_DTYPES = {"16": torch.float16, "fp16": torch.float16, "16-mixed": torch.float16,
-                    "bf16": torch.bfloat16, "bf16-mixed": torch.bfloat16}
-_FULL_PRECISIONS = {None, "32", "32-true", "fp32"}
 
 
 class ImageFolderDataset(Dataset):
@@ -34,10 +31,10 @@ class ImageFolderDataset(Dataset):
     Args:
         paths: the image files, in the order of the descriptors wanted.
         transform: maps what ``reader`` returns to a (3,H,W) tensor, e.g.
-            `vpr.data.transforms.eval_transform` for Pillow images; None: the reader's output.
+            `vpr.inputs.transforms.eval_transform` for Pillow images; None: the reader's output.
         reader: opens a file: `vpr.data.images.open_rgb` (Pillow) by default, or
-            `vpr.data.decode.UInt8Reader` for uint8 tensors (the fast pipeline), or
-            `vpr.data.device_decode.EncodedReader` for JPEGs decoded on ``device``.
+            `vpr.inputs.decode.UInt8Reader` for uint8 tensors (the fast pipeline), or
+            `vpr.inputs.device_decode.EncodedReader` for JPEGs decoded on ``device``.
     """
 
     def __init__(self, paths: Sequence[str | Path], transform: Transform | None = None,
@@ -52,22 +49,6 @@ class ImageFolderDataset(Dataset):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         image = self.reader(self.paths[index])
         return (self.transform(image) if self.transform else image), index
-
-
-def autocast(device: str | torch.device, precision: str | None):
-    """The autocast context for ``precision`` (Lightning's spellings and ``auto`` accepted)."""
-    device = torch.device(device)
-    if precision == "auto":
-        from vpr.training.pipeline import default_precision
-
-        precision = default_precision(device.type, "fast")
-    if precision in _FULL_PRECISIONS:
-        return contextlib.nullcontext()
-    if precision not in _AUTOCAST_DTYPES:
-        raise ValueError(
-            f"unknown precision {precision!r}; valid: 32, 16-mixed, bf16-mixed, auto (or None)"
-        )
-    return torch.autocast(device_type=device.type, dtype=_AUTOCAST_DTYPES[precision])
 
 
 def extract_descriptors(
@@ -91,9 +72,10 @@ def extract_descriptors(
         batch_size: images per forward pass.
         num_workers: DataLoader worker processes.
         device: where the model runs, e.g. ``"cpu"`` or ``"cuda"``.
-        precision: None/``"32"`` for float32, ``"auto"`` (bf16 where the hardware computes
-            it natively, as training), ``"16-mixed"`` or ``"bf16-mixed"`` for
-            autocast; descriptors are stored as float32 either way.
+        precision: Lightning's name: None/``"32-true"`` for float32, ``"auto"`` (bf16 where
+            the hardware computes it natively, as training), ``"16-mixed"`` or
+            ``"bf16-mixed"`` for autocast (`vpr.hardware.autocast`); descriptors are stored
+            as float32 either way.
         progress: show a progress bar.
 
     Returns:

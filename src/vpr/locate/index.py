@@ -130,10 +130,10 @@ def load_model(ckpt_path: str | Path):
     Returns:
         ``(module, hparams)``.
     """
-    from vpr.data.batch_augment import InputTransform
+    from vpr.inputs.batch_augment import InputTransform
     from vpr.training.checkpoints import load_module
 
-    module = load_module(ckpt_path, pretrained="none")
+    module = load_module(ckpt_path)
     module.configure_input(InputTransform(channels_last=True))
     hparams = dict(module.hparams)
     module.eval()
@@ -158,8 +158,8 @@ def _model_identity(ckpt_path: Path, hparams: dict[str, Any], descriptors_dim: i
 
 def _reader(meta: dict[str, Any], device: str | None = None):
     """uint8 images at the model's size; JPEGs decoded on ``device`` where it has nvjpeg."""
-    from vpr.data.decode import UInt8Reader
-    from vpr.data.device_decode import EncodedReader, device_decode_available
+    from vpr.inputs.decode import UInt8Reader
+    from vpr.inputs.device_decode import EncodedReader, device_decode_available
 
     size = meta["model"]["image_size"]
     size = tuple(size) if size else None

@@ -14,14 +14,14 @@ A grid file::
     paper: {...}                      # optional published numbers, for `vpr report --compare`
 
 ``grid`` may also be a list of such dicts: the cells are the union of their products (for
-tables that are not a full product). Keys are `vpr train` flag names without the dashes.
+tables that are not a full product). Keys are the settings of `vpr.config` (the `vpr train`
+flag names without the dashes); each run is a call of `vpr.training.run.train` with its
+settings, checked against the schema before any run starts.
 """
 
 from __future__ import annotations
 
-import argparse
 import difflib
-import functools
 import hashlib
 import json
 import re
@@ -32,10 +32,13 @@ from typing import Any
 
 import yaml
 
+from vpr.config import FIELDS, canonical_key, check_values
+from vpr.config.fields import option_of
+
 # Flags the sweep sets itself for every run.
 RESERVED_KEYS = ("exp_name", "log_dir", "seed", "resume")
 # Flags that do not change the results: a finished run may differ from the plan in them.
-OPERATIONAL_KEYS = ("num_workers", "no_progress_bar", "eval_batch_size")
+OPERATIONAL_KEYS = ("num_workers", "progress_bar", "no_progress_bar", "eval_batch_size")
 TOP_LEVEL_KEYS = ("name", "description", "base", "grid", "seeds", "paper")
 # Longest run folder name before it is shortened with a hash.
 MAX_NAME_LENGTH = 120
@@ -61,12 +64,16 @@ class RunSpec:
     seed: int
     settings: dict[str, Any]
 
+    def train_settings(self, log_dir: str | Path) -> dict[str, Any]:
+        """The settings of this run: the grid's, its name, folder and seed."""
+        return {**self.settings, "exp_name": self.exp_name, "log_dir": str(log_dir),
+                "seed": self.seed}
+
     def train_argv(self, log_dir: str | Path, resume: str | Path | None = None) -> list[str]:
-        """The `vpr train` command line of this run (without the leading ``vpr``)."""
+        """The `vpr train` command line that makes this run by hand (shown, never parsed)."""
         argv = ["train"]
-        for key, value in self.settings.items():
+        for key, value in self.train_settings(log_dir).items():
             argv += flag_argv(key, value)
-        argv += ["--exp_name", self.exp_name, "--log_dir", str(log_dir), "--seed", str(self.seed)]
         if resume is not None:
             argv += ["--resume", str(resume)]
         return argv
@@ -123,8 +130,8 @@ class Grid:
 
 
 def normalize_key(key: Any) -> str:
-    """``--loss-name`` -> ``loss_name``."""
-    return str(key).strip().lstrip("-").replace("-", "_")
+    """``--loss-name`` -> ``loss_name``; an old name -> the setting it stands for."""
+    return canonical_key(key)
 
 
 def comparable(settings: dict[str, Any]) -> dict[str, Any]:
@@ -225,82 +232,40 @@ def expand(subgrid: Any, where: str = "grid") -> list[dict[str, Any]]:
 
 
 def _checked_flags(flags: dict[Any, Any], where: str) -> dict[str, Any]:
-    """Normalizes the keys of ``flags`` and checks they are `vpr train` flags."""
-    known = train_flag_actions()
+    """Normalizes the keys of ``flags`` and checks they are settings of `vpr train`."""
     checked: dict[str, Any] = {}
     for raw_key, value in flags.items():
         key = normalize_key(raw_key)
         if key in RESERVED_KEYS:
             hint = "use --seeds or seeds:" if key == "seed" else "the sweep sets it for each run"
             raise GridError(f"{where}: {key} cannot be set here ({hint})")
-        if key not in known:
-            close = difflib.get_close_matches(key, list(known), n=3)
+        if key not in FIELDS:
+            close = difflib.get_close_matches(key, list(FIELDS), n=3)
             hint = f"; did you mean {', '.join(close)}?" if close else ""
-            raise GridError(f"{where}: {raw_key!r} is not a `vpr train` flag{hint}")
+            raise GridError(f"{where}: {raw_key!r} is not a `vpr train` setting{hint}")
+        if key != str(raw_key).strip().lstrip("-").replace("-", "_"):  # an old name
+            value = check_values({raw_key: value}, where)[key]
         checked[key] = value
     return checked
 
 
-@functools.lru_cache(maxsize=1)
-def train_flag_actions() -> dict[str, argparse.Action]:
-    """The `vpr train` options by destination name (``loss_name`` -> its argparse action)."""
-    _, train_parser = train_parsers()
-    actions = {}
-    for action in train_parser._actions:  # noqa: SLF001 - argparse has no public listing
-        if action.option_strings and action.dest not in ("help", "func"):
-            actions[action.dest] = action
-    return actions
-
-
-def train_parsers() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
-    """A root parser with only the `train` subcommand, and that subparser.
-
-    Parse errors raise GridError instead of exiting, so a bad value is reported
-    before any run starts.
-    """
-    from vpr.cli import train as train_cli
-
-    def fail(message: str) -> None:
-        raise GridError(message)
-
-    root = argparse.ArgumentParser(prog="vpr")
-    subparsers = root.add_subparsers(dest="command")
-    train_cli.add_parser(subparsers)
-    train_parser = subparsers.choices["train"]
-    root.error = fail  # type: ignore[method-assign]
-    train_parser.error = fail  # type: ignore[method-assign]
-    return root, train_parser
-
-
-def parse_train_argv(argv: list[str]) -> argparse.Namespace:
-    """The Namespace `vpr train` builds from ``argv`` (which starts with ``train``).
-
-    Raises:
-        GridError: a flag or value is rejected by the `vpr train` parser.
-    """
-    root, _ = train_parsers()
-    return root.parse_args(argv)
-
-
 def flag_argv(key: str, value: Any) -> list[str]:
-    """The command-line words of one flag: ``("max_epochs", 2)`` -> ``["--max_epochs", "2"]``.
+    """The command-line words of one setting: ``("max_epochs", 2)`` -> ``["--max_epochs", "2"]``.
 
-    ``True`` gives a bare switch and ``False``/``None`` nothing; a list gives several values;
-    a mapping (for ``agg_option`` and the like) gives one ``--flag KEY=VALUE`` per item.
+    A switch gives ``--flag`` or ``--no-flag``, ``None`` nothing; a list gives several values;
+    a mapping (``agg_options`` and the like) gives one ``--flag KEY=VALUE`` per item.
     """
-    flag = f"--{key}"
-    if value is None or value is False:
+    key = canonical_key(key)
+    meta = option_of(FIELDS[key][1]) if key in FIELDS else None
+    flag = f"--{(meta.flag if meta else None) or key}"
+    if value is None:
         return []
-    if value is True:
-        return [flag]
-    action = train_flag_actions().get(key)
-    repeated = action is not None and isinstance(action, argparse._AppendAction)  # noqa: SLF001
+    if meta is not None and meta.kind == "switch":
+        return [flag] if value else [f"--no-{key}"]
     if isinstance(value, dict):
         items = [f"{name}={_word(item)}" for name, item in value.items()]
         return [word for item in items for word in (flag, item)]
     if isinstance(value, list | tuple):
-        if repeated:
-            return [word for item in value for word in (flag, _word(item))]
         return [flag, *(_word(item) for item in value)]
     return [flag, _word(value)]
 
@@ -363,13 +328,13 @@ def _unique_names(runs: list[RunSpec]) -> list[RunSpec]:
 
 
 def validate(runs: list[RunSpec], log_dir: str | Path) -> None:
-    """Parses every run's command line, so a bad flag value stops the sweep before it starts.
+    """Checks every run's settings, so a bad value stops the sweep before it starts.
 
     Raises:
-        GridError: naming the first run whose flags `vpr train` rejects.
+        GridError: naming the first run whose settings the schema rejects.
     """
     for run in runs:
         try:
-            parse_train_argv(run.train_argv(log_dir))
-        except GridError as error:
+            check_values(run.train_settings(log_dir), "settings")
+        except ValueError as error:
             raise GridError(f"run {run.exp_name}: {error}") from None

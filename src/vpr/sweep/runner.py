@@ -31,7 +31,8 @@ from pathlib import Path
 from typing import Any
 
 import vpr
-from vpr.sweep.grid import Grid, RunSpec, comparable, parse_train_argv, validate
+from vpr.config import write_settings
+from vpr.sweep.grid import Grid, RunSpec, comparable, validate
 from vpr.sweep.records import (
     SweepError,
     SweepLock,
@@ -47,14 +48,10 @@ from vpr.sweep.records import (
 
 logger = logging.getLogger("vpr")
 
-# What a planned run will do: skip (finished), new, resume (from last.ckpt), restart (partial
-# folder moved aside first).
-ACTIONS = ("skip", "new", "resume", "restart")
-
 # The subprocess entry point: `vpr` itself, whichever way this package was installed.
 _CHILD = "import sys; from vpr.cli import main; sys.exit(main(sys.argv[1:]))"
 
-TrainFunction = Callable[[Any], dict[str, Any]]
+TrainFunction = Callable[..., dict[str, Any]]
 
 
 class RunFailed(RuntimeError):
@@ -63,7 +60,11 @@ class RunFailed(RuntimeError):
 
 @dataclass
 class PlannedRun:
-    """A run and what launching the sweep now would do with it."""
+    """A run and what launching the sweep now would do with it.
+
+    ``action``: skip (finished), new, resume (from last.ckpt), or restart (the partial folder
+    is moved aside first).
+    """
 
     spec: RunSpec
     action: str
@@ -215,15 +216,24 @@ def _run_in_process(item: PlannedRun, sweep_dir: Path,
 
         train_fn = training_run.train
     argv = item.spec.train_argv(sweep_dir, item.resume_from)
-    result = train_fn(parse_train_argv(argv))
+    resume = str(item.resume_from) if item.resume_from is not None else None
+    result = train_fn(item.spec.train_settings(sweep_dir), resume=resume)
     return _done_record(item.spec, argv, [_test_summary(test) for test in result["tests"]],
                         best=result.get("best_checkpoint"), last=result.get("last_checkpoint"))
 
 
 def _run_subprocess(item: PlannedRun, sweep_dir: Path) -> dict[str, Any]:
     argv = item.spec.train_argv(sweep_dir, item.resume_from)
+    # The child reads the run's settings from a file, as `vpr train --config` does.
+    settings_file = sweep_dir / "settings" / f"{item.spec.exp_name}.yaml"
+    settings_file.parent.mkdir(parents=True, exist_ok=True)
+    write_settings(settings_file, item.spec.train_settings(sweep_dir))
+    child_argv = ["train", "--config", str(settings_file)]
+    if item.resume_from is not None:
+        child_argv += ["--resume", str(item.resume_from)]
     start = time.time()
-    process = subprocess.Popen([sys.executable, "-c", _CHILD, *argv], stderr=subprocess.PIPE)
+    process = subprocess.Popen([sys.executable, "-c", _CHILD, *child_argv],
+                               stderr=subprocess.PIPE)
     tail = b""
     try:
         # Pass the child's stderr (logs, progress bars) through, keeping the end for errors.

@@ -91,32 +91,37 @@ def check_fits(path: str | Path, checkpoint: dict[str, Any], module: torch.nn.Mo
     raise CheckpointError("\n".join(lines))
 
 
-def load_module(path: str | Path, **overrides: Any):
+def load_module(path: str | Path, config=None):
     """Builds the `VPRModule` a checkpoint describes and loads its weights (no code runs).
 
     Args:
         path: a checkpoint of ``vpr train``.
-        **overrides: hyper-parameters to replace (evaluation settings, ``pretrained``).
+        config: the `vpr.config.ModuleConfig` to build (evaluation settings and
+            ``pretrained`` may differ from the stored ones, the architecture may not); None
+            builds the stored one.
 
     Raises:
         CheckpointError: the file is unsafe, truncated, not ours, or its weights do not fit
             (the message says what differs, and which versions wrote and read it).
     """
-    import inspect
-
     import vpr
+    from vpr.config import ModuleConfig
     from vpr.training.module import VPRModule
 
     checkpoint = load_checkpoint(path)
     hparams = _hparams_of(path, checkpoint)
-    accepted = set(inspect.signature(VPRModule.__init__).parameters) - {"self"}
-    unknown = sorted(set(hparams) - accepted)
+    written_by = hparams.pop("vpr_version", None) or "an unknown version"
+    known = {name for name in ModuleConfig().flat()}
+    unknown = sorted(set(hparams) - known)
     if unknown:
         raise CheckpointError(
-            f"{path}: written by vpr {hparams.get('vpr_version') or 'an unknown version'} with "
-            f"settings this vpr {vpr.__version__} does not know: {', '.join(unknown)}"
+            f"{path}: written by vpr {written_by} with settings this vpr {vpr.__version__} "
+            f"does not know: {', '.join(unknown)}"
         )
-    module = VPRModule(**{**hparams, **overrides})
+    if config is None:
+        config = ModuleConfig.from_values({**hparams, "pretrained": "none"}, str(path))
+    module = VPRModule(config, vpr_version=written_by if written_by != "an unknown version"
+                       else "")
     check_fits(path, checkpoint, module)
     module.load_state_dict(checkpoint["state_dict"])
     return module

@@ -10,19 +10,15 @@ import lightning as L
 import numpy as np
 import torch
 
-from vpr.data.batch_augment import InputTransform
-from vpr.data.device_decode import EncodedBatch
+from vpr.config.schema import ModuleConfig
+from vpr.eval.evaluate import evaluate_set
 from vpr.eval.metrics import format_recalls
-from vpr.eval.predictions import save_predictions
-from vpr.eval.report import evaluate_retrieval, per_query_rows, write_results
-from vpr.eval.search import search
+from vpr.inputs.batch_augment import InputTransform
+from vpr.inputs.device_decode import EncodedBatch
 from vpr.models.model import build_model
 from vpr.training.losses import build_loss, build_miner, compute_loss
 
 logger = logging.getLogger(__name__)
-
-# Hyper-parameters that define the network's shape: a checkpoint rebuilds the model from these.
-MODEL_KEYS = ("backbone", "agg_arch", "descriptors_dim", "image_size", "agg_options")
 
 
 class VPRModule(L.LightningModule):
@@ -34,51 +30,41 @@ class VPRModule(L.LightningModule):
     ``self.results[stage]``.
     """
 
-    def __init__(
-        self,
-        backbone: str = "resnet18",
-        agg_arch: str = "ConvAP",
-        descriptors_dim: int = 512,
-        image_size: tuple[int, int] | None = None,
-        agg_options: dict[str, Any] | None = None,
-        pretrained: str = "imagenet",
-        loss_name: str = "MultiSimilarityLoss",
-        loss_options: dict[str, Any] | None = None,
-        miner_name: str = "MultiSimilarityMiner",
-        miner_margin: float = 0.1,
-        miner_options: dict[str, Any] | None = None,
-        optimizer: str = "sgd",
-        lr: float = 1e-3,
-        momentum: float = 0.9,
-        weight_decay: float = 1e-3,
-        scheduler: str = "none",
-        max_epochs: int = 20,
-        recall_values: tuple[int, ...] = (1, 5, 10, 20),
-        num_preds_to_save: int = 0,
-        save_only_wrong_preds: bool = False,
-        group_rule: str = "auto",
-        dist_thresholds: tuple[float, ...] = (10.0, 25.0, 50.0, 100.0),
-        vpr_version: str = "",
-    ) -> None:
+    def __init__(self, config: ModuleConfig | None = None, vpr_version: str = "",
+                 **settings: Any) -> None:
+        """Builds the model, loss and miner of ``config``.
+
+        Args:
+            config: the network, loss, optimiser and evaluation settings.
+            vpr_version: the vpr version that wrote the settings (kept in checkpoints).
+            **settings: settings by name, replacing those of ``config``
+                (``VPRModule(agg_arch="GeM", image_size=(32, 32))``).
+        """
         super().__init__()
-        self.save_hyperparameters()
+        config = (config or ModuleConfig()).replace(settings, "VPRModule")
+        self.config = config
+        # Checkpoints store the settings flat, by name: `load_module` rebuilds from them.
+        self.save_hyperparameters({**config.flat(), "vpr_version": vpr_version})
+        model, loss = config.model, config.loss
         self.model = build_model(
-            backbone=backbone,
-            agg_arch=agg_arch,
-            descriptors_dim=descriptors_dim,
-            image_size=tuple(image_size) if image_size else (224, 224),
-            pretrained=pretrained,
-            agg_options=dict(agg_options or {}),
+            backbone=model.backbone,
+            agg_arch=model.agg_arch,
+            descriptors_dim=model.descriptors_dim,
+            image_size=tuple(model.image_size) if model.image_size else (224, 224),
+            pretrained=model.pretrained,
+            agg_options=dict(model.agg_options),
         )
-        self.loss_fn = build_loss(loss_name, **dict(loss_options or {}))
-        self.miner = build_miner(miner_name, miner_margin, **dict(miner_options or {}))
+        self.loss_fn = build_loss(loss.loss_name, **dict(loss.loss_options))
+        self.miner = build_miner(loss.miner_name, loss.miner_margin, **dict(loss.miner_options))
         # uint8 batches (the fast pipeline) become normalised floats on the device.
         self.input_transform = InputTransform()
         self._augment_seed = 0
         self._compiled: list[Any] = []  # a list: not registered as a sub-module
         self.results: dict[str, dict[str, Any]] = {}
+        # Where the next test writes its report and prediction images, and what it adds.
         self.predictions_dir: Path | None = None
         self.report_dir: Path | None = None
+        self.report_extra: dict[str, Any] = {}
         self._descriptors: np.ndarray | None = None
 
     def configure_input(self, transform: InputTransform, seed: int = 0,
@@ -140,7 +126,7 @@ class VPRModule(L.LightningModule):
         return loss
 
     def configure_optimizers(self):
-        hp = self.hparams
+        hp = self.config.optim
         name = hp.optimizer.lower()
         if name == "sgd":
             cls, options = torch.optim.SGD, {"momentum": hp.momentum}
@@ -149,7 +135,7 @@ class VPRModule(L.LightningModule):
         elif name == "adamw":
             cls, options = torch.optim.AdamW, {}
         else:
-            raise ValueError(f"unknown --optimizer {hp.optimizer!r}; valid: sgd, adam, adamw")
+            raise ValueError(f"unknown optimizer {hp.optimizer!r}; valid: sgd, adam, adamw")
         options.update(lr=hp.lr, weight_decay=hp.weight_decay)
         try:  # one fused kernel for all parameters, where the device has one
             optimizer = cls(self.parameters(), fused=True, **options)
@@ -165,7 +151,7 @@ class VPRModule(L.LightningModule):
                 optimizer, step_size=max(1, hp.max_epochs // 3), gamma=0.1
             )
         else:
-            raise ValueError(f"unknown --scheduler {hp.scheduler!r}; valid: none, cosine, step")
+            raise ValueError(f"unknown scheduler {hp.scheduler!r}; valid: none, cosine, step")
         return {"optimizer": optimizer, "lr_scheduler": scheduler}
 
     # ---- evaluation (validation and test share it)
@@ -195,55 +181,25 @@ class VPRModule(L.LightningModule):
         dataset = self._eval_dataset(stage)
         descriptors = self._gather(self._descriptors)
         self._descriptors = None
-        database = descriptors[: dataset.database_num]
-        queries = descriptors[dataset.database_num :]
-        recall_values = tuple(self.hparams.recall_values)
-        distances, predictions = search(database, queries, max(recall_values))
-        report = evaluate_retrieval(
-            dataset.database_utm, dataset.query_utm, dataset.query_paths,
-            dataset.database_paths, predictions, distances, n_values=recall_values,
-            thresholds=tuple(self.hparams.dist_thresholds), group_rule=self.hparams.group_rule,
-            positive_dist_threshold=dataset.positive_dist_threshold,
-            positives_per_query=dataset.positives_per_query,
+        writes = stage == "test" and self.trainer.is_global_zero
+        result = evaluate_set(
+            dataset, descriptors, self.config.eval,
+            report_dir=self.report_dir if writes else None,
+            predictions_dir=self.predictions_dir if writes else None,
+            extra=self.report_extra if stage == "test" else None,
         )
-        # evaluate_retrieval already computed the overall recalls, keyed "R@N".
-        recalls = {n: report["recalls"][f"R@{n}"] for n in recall_values}
+        recall_values = tuple(self.config.eval.recall_values)
+        recalls = {n: result["recalls"][f"R@{n}"] for n in recall_values}
         for n, value in recalls.items():
             # Every rank computed the same value; sync_dist averages identical numbers.
             self.log(f"{stage}/R@{n}", value, prog_bar=n == recall_values[0], sync_dist=True)
-        for group, group_report in report.get("recalls_per_group", {}).items():
+        for group, group_report in result.get("recalls_per_group", {}).items():
             first = group_report["recalls"].get(f"R@{recall_values[0]}")
             if first is not None:
                 self.log(f"{stage}/{group}/R@{recall_values[0]}", first, sync_dist=True)
         logger.info("Epoch %02d %s %s: %s", self.current_epoch, stage, dataset.root,
                     format_recalls(recalls))
-        self.results[stage] = {
-            "dataset": str(dataset.root),
-            "database_num": dataset.database_num,
-            "queries_num": dataset.queries_num,
-            **report,
-            "recalls": {f"R@{n}": value for n, value in recalls.items()},
-        }
-        if stage == "test" and self.report_dir is not None and self.trainer.is_global_zero:
-            rows = per_query_rows(
-                dataset.database_utm, dataset.query_utm, dataset.query_paths,
-                dataset.database_paths, predictions, distances, top_k=min(5, predictions.shape[1]),
-                positive_dist_threshold=dataset.positive_dist_threshold,
-                group_rule=self.hparams.group_rule,
-            )
-            write_results(self.report_dir, self.results[stage], rows)
-        if (stage == "test" and self.hparams.num_preds_to_save > 0 and self.predictions_dir
-                and self.trainer.is_global_zero):
-            saved = save_predictions(
-                self.predictions_dir,
-                dataset.query_paths,
-                dataset.database_paths,
-                predictions,
-                dataset.positives_per_query,
-                num_preds=self.hparams.num_preds_to_save,
-                only_wrong=self.hparams.save_only_wrong_preds,
-            )
-            logger.info("Saved predictions of %d queries in %s", saved, self.predictions_dir)
+        self.results[stage] = result
 
     def on_validation_epoch_start(self) -> None:
         self._eval_start("val")

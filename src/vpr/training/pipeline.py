@@ -3,26 +3,22 @@
 Two input pipelines build the same datasets:
 
 - ``fast`` (the default): workers decode to uint8 and resize in uint8
-  (`vpr.data.decode.UInt8Reader`), batches travel as uint8 (pinned memory on CUDA), and
-  the float conversion, RandAugment (`vpr.data.batch_augment.BatchRandAugment`, per-image
+  (`vpr.inputs.decode.UInt8Reader`), batches travel as uint8 (pinned memory on CUDA), and
+  the float conversion, RandAugment (`vpr.inputs.batch_augment.BatchRandAugment`, per-image
   randomness, applied batch-wise) and normalisation run on the accelerator. Optionally
   (``--cache_images``) decoded images stay in a shared in-RAM cache after the first epoch.
   Where the CPUs cannot decode as fast as the GPU computes, ``--decode device`` (the
   default on CUDA GPUs with nvjpeg) leaves workers only reading JPEG bytes and decodes
-  whole batches on the GPU (`vpr.data.device_decode`).
+  whole batches on the GPU (`vpr.inputs.device_decode`).
 - ``seed``: the seed's design, kept as a reference: Pillow decode and torchvision's
   ``RandAugment`` per image in the workers, float batches.
 
-Numerics (``--precision auto``): bf16-mixed where the hardware computes in bf16 natively
-(CUDA GPUs that support it; CPUs with AVX512-BF16 or AMX), fp16-mixed on other CUDA GPUs,
-fp32 elsewhere; the ``seed`` pipeline keeps the seed's fp16-on-GPU / fp32-on-CPU. The fast
-pipeline also runs the model in channels-last memory format.
+Numerics and the decoder are chosen by `vpr.hardware`. The fast pipeline also runs the model
+in channels-last memory format.
 """
 
 from __future__ import annotations
 
-import argparse
-import functools
 import logging
 import os
 from dataclasses import dataclass
@@ -31,54 +27,17 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from vpr.data.batch_augment import InputTransform
-from vpr.data.cache import CachedReader
+from vpr.config.schema import PIPELINES
 from vpr.data.datasets import RetrievalSet, TrainPlaces, collate_places
-from vpr.data.decode import UInt8Reader
-from vpr.data.device_decode import EncodedReader, collate_indexed, device_decode_available
 from vpr.data.samplers import EpochShuffleSampler, ShardedSequentialSampler
-from vpr.data.transforms import eval_transform, train_transform
+from vpr.hardware import resolve_decode
+from vpr.inputs.batch_augment import InputTransform
+from vpr.inputs.cache import CachedReader
+from vpr.inputs.decode import UInt8Reader
+from vpr.inputs.device_decode import EncodedReader, collate_indexed
+from vpr.inputs.transforms import eval_transform, train_transform
 
 logger = logging.getLogger(__name__)
-
-PIPELINES = ("auto", "fast", "seed")
-DECODERS = ("auto", "worker", "device")
-
-
-@functools.lru_cache(maxsize=1)
-def cpu_has_native_bf16() -> bool:
-    """True on CPUs with bf16 instructions (AVX512-BF16 or AMX), read from /proc/cpuinfo."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return any(flag in flags for flag in ("avx512_bf16", "amx_bf16"))
-
-
-def _on_cuda(accelerator: str) -> bool:
-    return accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
-
-
-def default_precision(accelerator: str, pipeline: str) -> str:
-    """Lightning precision for ``--precision auto`` (see the module docstring).
-
-    Args:
-        accelerator: Lightning's ``--accelerator`` (``auto``, ``cpu``, ``gpu``/``cuda``...)
-            or a torch device type.
-        pipeline: ``seed`` keeps the seed's numerics; any other pipeline name gets ours.
-    """
-    if pipeline == "seed":
-        return "16-mixed" if _on_cuda(accelerator) else "32-true"
-    if _on_cuda(accelerator):
-        return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
-    if accelerator in ("auto", "cpu") and not (accelerator == "auto" and _has_other_device()):
-        return "bf16-mixed" if cpu_has_native_bf16() else "32-true"
-    return "32-true"
-
-
-def _has_other_device() -> bool:
-    return bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())
-
 
 @dataclass(frozen=True)
 class InputPipeline:
@@ -127,53 +86,34 @@ class InputPipeline:
 
     def _cached(self, paths: list[Path], reader: UInt8Reader) -> CachedReader:
         if self.image_size is None:
-            raise ValueError("--cache_images needs a fixed --image_size (images of one size)")
+            raise ValueError("cache_images needs a fixed image_size (images of one size)")
         # At most half of the machine's memory.
         pages = os.sysconf("SC_PHYS_PAGES") if hasattr(os, "sysconf") else 0
         limit = pages * os.sysconf("SC_PAGE_SIZE") // 2 if pages else None
         return CachedReader(paths, reader, self.image_size, max_bytes=limit)
 
 
-def resolve_decode(decode: str, pipeline: str, accelerator: str, cache_images: bool) -> str:
-    """Where JPEGs are decoded: ``worker`` or ``device`` (see the module docstring).
+def resolve_pipeline(pipeline: str = "auto", image_size: tuple[int, int] | list[int] | None = None,
+                     *, decode: str = "auto", channels_last: bool | None = None,
+                     cache_images: bool = False, accelerator: str = "auto",
+                     randaugment_ops: int = 3) -> InputPipeline:
+    """The input pipeline the settings ask for, on the hardware ``accelerator`` names.
 
-    ``auto`` decodes on the device for the fast pipeline on a CUDA GPU whose torchvision
-    has nvjpeg, unless ``--cache_images`` (which decodes each image once, in the workers).
+    Raises:
+        ValueError: an unknown pipeline, or settings that exclude each other.
     """
-    if decode not in DECODERS:
-        raise ValueError(f"--decode {decode}: unknown; valid: {', '.join(DECODERS)}")
-    if decode == "device":
-        if pipeline == "seed":
-            raise ValueError("--decode device works with the fast pipeline only "
-                             "(drop --pipeline seed)")
-        if cache_images:
-            raise ValueError("--decode device and --cache_images exclude each other: the cache "
-                             "holds images decoded in the workers; drop one of them")
-        return "device"
-    if decode == "auto" and pipeline == "fast" and not cache_images and _on_cuda(accelerator):
-        return "device" if device_decode_available("cuda") else "worker"
-    return "worker"
-
-
-def resolve_pipeline(args: argparse.Namespace,
-                     image_size: tuple[int, int] | list[int] | None) -> InputPipeline:
-    """The pipeline the flags ask for: ``--pipeline``, ``--decode``, ``--channels_last``,
-    ``--cache_images`` (on the hardware ``--accelerator`` names)."""
-    name = getattr(args, "pipeline", "auto") or "auto"
-    if name not in PIPELINES:
-        raise ValueError(f"--pipeline {name}: unknown; valid: {', '.join(PIPELINES)}")
-    name = "fast" if name == "auto" else name
-    channels_last = getattr(args, "channels_last", None)
+    pipeline = pipeline or "auto"
+    if pipeline not in PIPELINES:
+        raise ValueError(f"pipeline {pipeline!r}: unknown; valid: {', '.join(PIPELINES)}")
+    name = "fast" if pipeline == "auto" else pipeline
     if channels_last is None:
         channels_last = name == "fast"
-    cache = bool(getattr(args, "cache_images", False))
-    if cache and name == "seed":
-        raise ValueError("--cache_images works with the fast pipeline only (drop --pipeline seed)")
-    decode = resolve_decode(getattr(args, "decode", "auto") or "auto", name,
-                            getattr(args, "accelerator", "auto") or "auto", cache)
+    if cache_images and name == "seed":
+        raise ValueError("cache_images works with the fast pipeline only (not pipeline=seed)")
+    decode = resolve_decode(decode or "auto", name, accelerator or "auto", bool(cache_images))
     return InputPipeline(name=name, image_size=tuple(image_size) if image_size else None,
-                         randaugment_ops=getattr(args, "randaugment_ops", 3),
-                         cache_images=cache, channels_last=bool(channels_last), decode=decode)
+                         randaugment_ops=randaugment_ops, cache_images=bool(cache_images),
+                         channels_last=bool(channels_last), decode=decode)
 
 
 def train_loader(dataset: TrainPlaces, batch_size: int, num_workers: int, seed: int,

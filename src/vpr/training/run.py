@@ -1,28 +1,45 @@
 """Running experiments: train (with validation and a final test), resume, test a checkpoint.
 
-Every entry point (`vpr train`, `vpr test`, main.py, main_ckpt.py, `vpr demo`) ends here.
+Every entry point (`vpr train`, `vpr test`, main.py, main_ckpt.py, `vpr demo`, `vpr sweep`)
+ends here. They pass settings (`vpr.config`), never command lines:
+
+- ``settings``: the settings the user chose, by name (flags typed, a ``--config`` file, a
+  sweep cell, the demo's choices). Omitted ones come from the checkpoint (module settings),
+  the first run's ``config.yaml`` (on resume), or the schema's defaults, in that order.
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import shlex
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import lightning as L
-import yaml
 from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.loggers import TensorBoardLogger
 from torch.utils.data import DataLoader
 
 import vpr
-from vpr.cli.options import ARCHITECTURE_KEYS, MODULE_DEFAULTS, module_options
+from vpr.config import (
+    FIELDS,
+    MODULE_SECTIONS,
+    TrainConfig,
+    architecture_keys,
+    carried_keys,
+    check_values,
+    iter_fields,
+    read_settings,
+    write_settings,
+)
+from vpr.config.fields import option_of
 from vpr.data.datasets import RetrievalSet
+from vpr.errors import RunError
+from vpr.hardware import lightning_devices, resolve_precision
 from vpr.training.checkpoints import (
     check_fits,
     load_checkpoint,
@@ -30,15 +47,12 @@ from vpr.training.checkpoints import (
     read_checkpoint_hparams,
 )
 from vpr.training.module import VPRModule
-from vpr.training.pipeline import default_precision, eval_loader, resolve_pipeline, train_loader
-from vpr.utils.atomic import write_json_atomic
+from vpr.training.pipeline import InputPipeline, eval_loader, resolve_pipeline, train_loader
 from vpr.utils.logs import setup_logging
 
 logger = logging.getLogger("vpr")
 
-
-class RunError(RuntimeError):
-    """A run cannot start: the message says why and what to do."""
+__all__ = ["RunError", "evaluate", "resolve_config", "run_dir_of", "test", "train"]
 
 
 def run_dir_of(log_dir: str | Path, exp_name: str) -> Path:
@@ -51,91 +65,105 @@ def _is_ddp_child() -> bool:
     return os.environ.get("LOCAL_RANK", "0") != "0" or os.environ.get("NODE_RANK", "0") != "0"
 
 
-def _precision(args: argparse.Namespace) -> str:
-    if args.precision and args.precision != "auto":
-        return args.precision
-    return default_precision(args.accelerator, getattr(args, "pipeline", "auto"))
+def _precision(config: TrainConfig) -> str:
+    return resolve_precision(config.precision, config.accelerator, config.pipeline)
 
 
-def _devices(text: str) -> Any:
-    if text == "auto":
-        return "auto"
-    if "," in text:
-        return [int(part) for part in text.split(",") if part]
-    return int(text)
-
-
-def _require(path: str | None, flag: str) -> str:
+def _require(path: Any, name: str) -> Any:
     if not path:
-        raise RunError(f"{flag} is required for this command")
+        raise RunError(f"{name} is required for this command")
     return path
 
 
-def _eval_loader(dataset: RetrievalSet, args: argparse.Namespace) -> DataLoader:
-    batch_size = args.eval_batch_size or args.batch_size * args.img_per_place
-    return eval_loader(dataset, batch_size, args.num_workers)
+def _pipeline(config: TrainConfig) -> InputPipeline:
+    return resolve_pipeline(config.pipeline, config.image_size, decode=config.decode,
+                            channels_last=config.channels_last,
+                            cache_images=config.cache_images, accelerator=config.accelerator,
+                            randaugment_ops=config.randaugment_ops)
 
 
-def _retrieval_set(path: str, hparams: dict[str, Any], args: argparse.Namespace) -> RetrievalSet:
-    return resolve_pipeline(args, hparams.get("image_size")).retrieval_set(
-        path, positive_dist_threshold=args.positive_dist_threshold,
-        skip_bad_images=getattr(args, "skip_bad_images", False))
+def _eval_loader(dataset: RetrievalSet, config: TrainConfig) -> DataLoader:
+    batch_size = config.eval_batch_size or config.batch_size * config.img_per_place
+    return eval_loader(dataset, batch_size, config.num_workers)
 
 
-def _configure_input(module: VPRModule, hparams: dict[str, Any],
-                     args: argparse.Namespace) -> None:
-    pipeline = resolve_pipeline(args, hparams.get("image_size"))
-    module.configure_input(pipeline.device_transform(), seed=args.seed,
-                           compile_model=getattr(args, "compile", False))
+def _retrieval_set(path: str, config: TrainConfig) -> RetrievalSet:
+    return _pipeline(config).retrieval_set(
+        path, positive_dist_threshold=config.positive_dist_threshold,
+        skip_bad_images=config.skip_bad_images)
+
+
+def _configure_input(module: VPRModule, config: TrainConfig) -> None:
+    pipeline = _pipeline(config)
+    module.configure_input(pipeline.device_transform(), seed=config.seed,
+                           compile_model=config.compile)
     logger.info("Input pipeline: %s (decode in %s, channels-last %s, compile %s, image cache "
                 "%s), precision %s", pipeline.name,
                 "workers" if pipeline.decode == "worker" else "the model's device",
-                pipeline.channels_last, getattr(args, "compile", False), pipeline.cache_images,
-                _precision(args))
+                pipeline.channels_last, config.compile, pipeline.cache_images,
+                _precision(config))
 
 
-def _trainer(args: argparse.Namespace, **kwargs: Any) -> L.Trainer:
+def _trainer(config: TrainConfig, **kwargs: Any) -> L.Trainer:
     callbacks = list(kwargs.pop("callbacks", []))
-    if not args.no_progress_bar:
+    if config.progress_bar:
         callbacks.append(TQDMProgressBar(refresh_rate=1))
     return L.Trainer(
-        accelerator=args.accelerator,
-        devices=_devices(args.devices),
-        num_nodes=args.num_nodes,
-        strategy=args.strategy,
-        precision=_precision(args),
+        accelerator=config.accelerator,
+        devices=lightning_devices(config.devices),
+        num_nodes=config.num_nodes,
+        strategy=config.strategy,
+        precision=_precision(config),
         # Our samplers shard by rank themselves and keep resumed runs reproducible.
         use_distributed_sampler=False,
-        enable_progress_bar=not args.no_progress_bar,
+        enable_progress_bar=config.progress_bar,
         enable_model_summary=False,
         callbacks=callbacks,
         **kwargs,
     )
 
 
-def resolve_hparams(args: argparse.Namespace, checkpoint: str | None) -> dict[str, Any]:
-    """Hyper-parameters for the module: defaults < checkpoint < explicit flags.
+def resolve_config(settings: Mapping[str, Any] | None = None, checkpoint: str | None = None,
+                   previous: Mapping[str, Any] | None = None) -> TrainConfig:
+    """The settings of a run: defaults < ``previous`` < checkpoint < ``settings``.
+
+    Args:
+        settings: the settings chosen for this run, by name (checked here).
+        checkpoint: a checkpoint whose stored module settings replace the defaults (its
+            weights are loaded later, so ``pretrained`` becomes ``none``).
+        previous: a resumed run's first settings; only the carried ones are taken.
 
     Raises:
-        RunError: an explicit flag contradicts the checkpoint's architecture.
+        RunError: an explicit setting contradicts the checkpoint's architecture.
+        ValueError: an unknown setting or a value that does not fit.
     """
-    explicit = module_options(args)
-    hparams = dict(MODULE_DEFAULTS)
+    explicit = check_values(settings or {}, "settings")
+    config = TrainConfig()
+    if previous:
+        carried = set(carried_keys())
+        config = config.replace({k: v for k, v in previous.items() if k in carried},
+                                "the first run's config.yaml")
     if checkpoint:
         stored = read_checkpoint_hparams(checkpoint)
-        for key in ARCHITECTURE_KEYS + ("image_size",):
+        for key in architecture_keys():
             if key in explicit and key in stored and _norm(explicit[key]) != _norm(stored[key]):
                 raise RunError(
-                    f"--{key} {explicit[key]} contradicts the checkpoint {checkpoint}, which "
-                    f"was trained with {key}={stored[key]}; drop the flag to use the "
-                    "checkpoint's value"
+                    f"--{option_of(FIELDS[key][1]).flag or key} {_shown(explicit[key])} "
+                    f"contradicts the checkpoint {checkpoint}, which was trained with "
+                    f"{key}={stored[key]}; leave it out to use the checkpoint's value"
                 )
-        hparams.update({k: v for k, v in stored.items() if k in MODULE_DEFAULTS})
+        module_keys = {field.name for _, field in iter_fields(MODULE_SECTIONS)}
+        config = config.replace({k: v for k, v in stored.items() if k in module_keys},
+                                f"{checkpoint}")
         # Weights come from the checkpoint: never download ImageNet weights to rebuild it.
-        hparams["pretrained"] = "none"
-    hparams.update(explicit)
-    hparams["vpr_version"] = vpr.__version__
-    return hparams
+        config = config.replace({"pretrained": "none"})
+    return config.replace(explicit)
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        return " ".join(map(str, value))
+    return str(value)
 
 
 def _norm(value: Any) -> Any:
@@ -146,16 +174,13 @@ def _norm(value: Any) -> Any:
     return value
 
 
-def _write_config(run_dir: Path, args: argparse.Namespace, hparams: dict[str, Any]) -> None:
-    config = {
-        "command": " ".join(shlex.quote(part) for part in sys.argv),
-        "vpr_version": vpr.__version__,
-        "args": {k: v for k, v in vars(args).items() if k != "func"},
-        "hparams": {k: list(v) if isinstance(v, tuple) else v for k, v in hparams.items()},
-    }
+def _write_config(run_dir: Path, config: TrainConfig) -> None:
+    """Saves the resolved settings; `vpr train --config` of this file makes the same run."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
     name = "config.yaml" if not (run_dir / "config.yaml").exists() else f"config-{stamp}.yaml"
-    (run_dir / name).write_text(yaml.safe_dump(config, sort_keys=False))
+    write_settings(run_dir / name, config.to_dict(),
+                   command=" ".join(shlex.quote(part) for part in sys.argv),
+                   vpr_version=vpr.__version__)
 
 
 def _report_dir(run_dir: Path, test_set: RetrievalSet) -> Path:
@@ -171,64 +196,77 @@ def _report_dir(run_dir: Path, test_set: RetrievalSet) -> Path:
 
 
 def _run_test(trainer: L.Trainer, module: VPRModule, test_set: RetrievalSet,
-              args: argparse.Namespace, run_dir: Path, checkpoint: str,
+              config: TrainConfig, run_dir: Path, checkpoint: str,
               ckpt_path: str | None) -> dict[str, Any]:
-    """Tests one set; writes results.json, per_query.csv and a recall plot; logs recalls."""
+    """Tests one set; the module's evaluation writes results.json, per_query.csv, the plot."""
     module.predictions_dir = run_dir / "predictions" / test_set.root.name
     module.report_dir = _report_dir(run_dir, test_set)
+    module.report_extra = {"checkpoint": str(checkpoint)}
     module.results.pop("test", None)
     if ckpt_path:
-        trainer.test(module, dataloaders=_eval_loader(test_set, args), ckpt_path=ckpt_path,
+        trainer.test(module, dataloaders=_eval_loader(test_set, config), ckpt_path=ckpt_path,
                      verbose=False, weights_only=False)
     else:
-        trainer.test(module, dataloaders=_eval_loader(test_set, args), verbose=False)
-    # The report was written by the module; add where the numbers came from.
-    result = dict(module.results["test"], checkpoint=str(checkpoint),
-                  results_dir=str(module.report_dir))
-    if not trainer.is_global_zero:
-        return result
-    write_json_atomic(module.report_dir / "results.json", result)
-    logger.info("Test %s: %s (saved in %s)", test_set.root,
-                ", ".join(f"{k}: {v:.2f}" for k, v in result["recalls"].items()),
-                module.report_dir)
+        trainer.test(module, dataloaders=_eval_loader(test_set, config), verbose=False)
+    result = dict(module.results["test"], results_dir=str(module.report_dir))
+    if trainer.is_global_zero:
+        logger.info("Test %s: %s (saved in %s)", test_set.root,
+                    ", ".join(f"{k}: {v:.2f}" for k, v in result["recalls"].items()),
+                    module.report_dir)
     return result
 
 
-def train(args: argparse.Namespace) -> dict[str, Any]:
+def _settings_of(settings: Mapping[str, Any] | TrainConfig | None) -> dict[str, Any]:
+    if isinstance(settings, TrainConfig):
+        return settings.flat()
+    return dict(settings or {})
+
+
+def train(settings: Mapping[str, Any] | TrainConfig | None = None,
+          resume: str | None = None) -> dict[str, Any]:
     """Trains (or resumes), validating every epoch, then tests the best checkpoint.
 
+    Args:
+        settings: the run's settings by name (or a whole `TrainConfig`); see the module
+            docstring for where omitted ones come from.
+        resume: a checkpoint to continue, or ``auto`` for the newest valid one of the run
+            ``exp_name``.
+
     Returns:
-        {"run_dir", "best_checkpoint", "last_checkpoint", "tests": [results...]}.
+        {"run_dir", "best_checkpoint", "last_checkpoint", "tests": [results...], "config"}.
     """
-    resume = getattr(args, "resume", None)
+    settings = _settings_of(settings)
     if resume:
-        resume = _resolve_resume(resume, args)
+        preliminary = TrainConfig().replace(check_values(settings, "settings"))
+        resume = _resolve_resume(resume, preliminary.log_dir, preliminary.exp_name)
         run_dir = Path(resume).resolve().parent.parent
         exp_name = run_dir.name
         log_root = run_dir.parent.parent
-        _fill_args_from_previous(args, run_dir)
+        config = resolve_config(settings, resume, previous=_previous_settings(run_dir))
     else:
+        config = resolve_config(settings)
         exp_name = (os.environ.get("VPR_EXP_NAME") if _is_ddp_child() else None) or \
-            args.exp_name or time.strftime("%Y-%m-%d_%H-%M-%S")
+            config.exp_name or time.strftime("%Y-%m-%d_%H-%M-%S")
         # DDP re-launches this command in child processes: they must join this run folder.
         os.environ["VPR_EXP_NAME"] = exp_name
-        log_root = Path(args.log_dir)
+        log_root = Path(config.log_dir)
         run_dir = run_dir_of(log_root, exp_name)
         if run_dir.exists() and not _is_ddp_child():
             raise RunError(
                 f"{run_dir} already exists and is never overwritten; choose another --exp_name, "
                 f"or continue it with: vpr train --resume {run_dir}/checkpoints/last.ckpt"
             )
-    L.seed_everything(args.seed, workers=True)
-    hparams = resolve_hparams(args, resume)
-    train_path = _require(args.train_path, "--train_path")
-    val_path = _require(args.val_path, "--val_path")
+    config = config.replace({"exp_name": exp_name, "log_dir": str(log_root)})
+    L.seed_everything(config.seed, workers=True)
+    train_path = _require(config.train_path, "train_path")
+    val_path = _require(config.val_path, "val_path")
     # Build every dataset before any long work: bad input fails here, in seconds.
-    train_set = resolve_pipeline(args, hparams["image_size"]).train_set(
-        train_path, img_per_place=args.img_per_place, min_img_per_place=args.min_img_per_place)
-    val_set = _retrieval_set(val_path, hparams, args)
-    test_sets = [_retrieval_set(path, hparams, args) for path in (args.test_path or [])]
-    module = VPRModule(**hparams)
+    train_set = _pipeline(config).train_set(
+        train_path, img_per_place=config.img_per_place,
+        min_img_per_place=config.min_img_per_place)
+    val_set = _retrieval_set(val_path, config)
+    test_sets = [_retrieval_set(path, config) for path in (config.test_path or [])]
+    module = VPRModule(config.module_config(), vpr_version=vpr.__version__)
     if resume:
         check_fits(resume, load_checkpoint(resume), module)
 
@@ -238,10 +276,10 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         logger.info("Command: %s", " ".join(shlex.quote(part) for part in sys.argv))
         logger.info("Run folder: %s", run_dir)
         logger.info("Train: %d places; val: %s; tests: %s", len(train_set), val_set, test_sets)
-        _write_config(run_dir, args, hparams)
-    _configure_input(module, hparams, args)
+        _write_config(run_dir, config)
+    _configure_input(module, config)
 
-    loader = train_loader(train_set, args.batch_size, args.num_workers, args.seed)
+    loader = train_loader(train_set, config.batch_size, config.num_workers, config.seed)
     checkpoint_cb = ModelCheckpoint(
         dirpath=run_dir / "checkpoints",
         filename="best_epoch={epoch:02d}_R@1={val/R@1:.2f}",
@@ -254,18 +292,18 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     tb_logger = TensorBoardLogger(save_dir=str(log_root), name="lightning_logs",
                                   version=exp_name, default_hp_metric=False)
     trainer = _trainer(
-        args,
-        max_epochs=hparams["max_epochs"],
+        config,
+        max_epochs=config.max_epochs,
         logger=tb_logger,
         callbacks=[checkpoint_cb, last_cb],
         num_sanity_val_steps=0,
         check_val_every_n_epoch=1,
         log_every_n_steps=min(20, max(1, len(loader))),
-        gradient_clip_val=args.gradient_clip_val,
-        limit_train_batches=args.limit_train_batches,
+        gradient_clip_val=config.gradient_clip_val,
+        limit_train_batches=config.limit_train_batches,
         deterministic=False,
     )
-    val_loader = _eval_loader(val_set, args)
+    val_loader = _eval_loader(val_set, config)
     if not resume:
         # Like the seed: a first validation shows the untrained model's recall.
         trainer.validate(module, dataloaders=val_loader, verbose=False)
@@ -276,61 +314,59 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     logger.info("Best checkpoint: %s", best)
     tests = []
     for test_set in test_sets:
-        tests.append(_run_test(trainer, module, test_set, args, run_dir, best, ckpt_path=best))
+        tests.append(_run_test(trainer, module, test_set, config, run_dir, best, ckpt_path=best))
     return {"run_dir": run_dir, "best_checkpoint": best, "last_checkpoint": last,
-            "tests": tests, "is_global_zero": trainer.is_global_zero}
+            "tests": tests, "is_global_zero": trainer.is_global_zero, "config": config}
 
 
-def test(args: argparse.Namespace) -> list[dict[str, Any]]:
-    """Tests a checkpoint on every --test_path; no training. Returns one result per set."""
-    checkpoint = _require(getattr(args, "ckpt_path", None), "--ckpt_path")
-    hparams = resolve_hparams(args, checkpoint)
-    test_paths = args.test_path or []
-    if not test_paths:
-        raise RunError("--test_path is required: the folder(s) with database/ and queries/")
-    test_sets = [_retrieval_set(path, hparams, args) for path in test_paths]
+def test(settings: Mapping[str, Any] | None, ckpt_path: str) -> list[dict[str, Any]]:
+    """Tests a checkpoint on every ``test_path``; no training. Returns one result per set.
+
+    Args:
+        settings: evaluation and hardware settings by name; module settings given here must
+            match the checkpoint's architecture.
+        ckpt_path: a checkpoint of `train`.
+    """
+    checkpoint = _require(ckpt_path, "ckpt_path")
+    config = resolve_config(_settings_of(settings), checkpoint)
+    if not config.test_path:
+        raise RunError("test_path is required: the folder(s) with database/ and queries/")
+    test_sets = [_retrieval_set(path, config) for path in config.test_path]
     run_dir = Path(checkpoint).resolve().parent.parent
     if not (run_dir / "checkpoints").is_dir():
         run_dir = Path(checkpoint).resolve().parent
     setup_logging(run_dir, file_prefix="test_")
     logger.info("Command: %s", " ".join(shlex.quote(part) for part in sys.argv))
-    module = load_module(checkpoint, **_load_overrides(hparams))
-    _configure_input(module, hparams, args)
-    L.seed_everything(args.seed, workers=True)
-    trainer = _trainer(args, logger=False)
-    return [_run_test(trainer, module, test_set, args, run_dir, checkpoint, ckpt_path=None)
+    module = load_module(checkpoint, config.module_config())
+    _configure_input(module, config)
+    L.seed_everything(config.seed, workers=True)
+    trainer = _trainer(config, logger=False)
+    return [_run_test(trainer, module, test_set, config, run_dir, checkpoint, ckpt_path=None)
             for test_set in test_sets]
 
 
-def evaluate(module: VPRModule, test_paths: list[str], hparams: dict[str, Any],
-             args: argparse.Namespace) -> list[dict[str, Any]]:
-    """Recall@N of a module (trained or not) on each test set; nothing is written."""
-    test_sets = [_retrieval_set(path, hparams, args) for path in test_paths]
-    _configure_input(module, hparams, args)
-    trainer = _trainer(args, logger=False)
+def evaluate(module: VPRModule, config: TrainConfig) -> list[dict[str, Any]]:
+    """Recall@N of a module (trained or not) on each of ``config.test_path``; nothing written."""
+    test_sets = [_retrieval_set(path, config) for path in (config.test_path or [])]
+    _configure_input(module, config)
+    trainer = _trainer(config, logger=False)
     results = []
     for test_set in test_sets:
-        trainer.test(module, dataloaders=_eval_loader(test_set, args), verbose=False)
+        module.report_dir = module.predictions_dir = None
+        trainer.test(module, dataloaders=_eval_loader(test_set, config), verbose=False)
         results.append(dict(module.results["test"]))
     return results
 
 
-def _load_overrides(hparams: dict[str, Any]) -> dict[str, Any]:
-    # Evaluation settings may differ from training; the architecture may not.
-    keys = ("pretrained", "recall_values", "num_preds_to_save", "save_only_wrong_preds",
-            "group_rule", "dist_thresholds")
-    return {key: hparams[key] for key in keys}
-
-
-def _resolve_resume(resume: str, args: argparse.Namespace) -> str:
-    """The checkpoint to resume: a path, or 'auto' for the newest valid one of --exp_name."""
+def _resolve_resume(resume: str, log_dir: str, exp_name: str | None) -> str:
+    """The checkpoint to resume: a path, or 'auto' for the newest valid one of ``exp_name``."""
     if resume != "auto":
         if not Path(resume).is_file():
             raise RunError(f"{resume}: checkpoint to resume not found")
         return resume
-    if not args.exp_name:
-        raise RunError("--resume auto needs --exp_name to know which run to continue")
-    folder = run_dir_of(args.log_dir, args.exp_name) / "checkpoints"
+    if not exp_name:
+        raise RunError("resume=auto needs exp_name to know which run to continue")
+    folder = run_dir_of(log_dir, exp_name) / "checkpoints"
     candidates = sorted(folder.glob("*.ckpt"), key=os.path.getmtime, reverse=True)
     for candidate in candidates:
         try:
@@ -342,24 +378,10 @@ def _resolve_resume(resume: str, args: argparse.Namespace) -> str:
     raise RunError(f"{folder}: no valid checkpoint to resume")
 
 
-# Settings that a resumed run takes from its first run's config.yaml unless given again.
-RESUMED_SETTINGS = ("train_path", "val_path", "test_path", "batch_size", "img_per_place",
-                    "min_img_per_place", "positive_dist_threshold", "randaugment_ops",
-                    "eval_batch_size", "seed", "gradient_clip_val", "limit_train_batches",
-                    "precision", "pipeline", "decode", "cache_images", "channels_last",
-                    "compile")
-
-
-def _fill_args_from_previous(args: argparse.Namespace, run_dir: Path) -> None:
-    """On resume, settings left at their default come from the run's own config.yaml."""
+def _previous_settings(run_dir: Path) -> dict[str, Any] | None:
+    """A resumed run's first settings (its config.yaml), or None without one."""
     config = run_dir / "config.yaml"
     if not config.is_file():
-        logger.warning("%s not found: the resumed run uses the command line's settings", config)
-        return
-    from vpr.cli import build_parser
-
-    previous = (yaml.safe_load(config.read_text()) or {}).get("args", {})
-    defaults = vars(build_parser().parse_args(["train"]))
-    for key in RESUMED_SETTINGS:
-        if key in previous and getattr(args, key, None) == defaults.get(key):
-            setattr(args, key, previous[key])
+        logger.warning("%s not found: the resumed run uses the given settings", config)
+        return None
+    return read_settings(config)

@@ -6,9 +6,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vpr.data.synthetic.appearance import Appearance, Lighting
-from vpr.data.synthetic.city import FACE_NORMALS, City
-from vpr.data.synthetic.rng import hash_unit
+from vpr.synthetic.appearance import Appearance, Lighting
+from vpr.synthetic.city import FACE_NORMALS, City
+from vpr.synthetic.rng import hash_unit
 
 WARM_LIGHT = np.array([1.0, 0.78, 0.45], dtype=np.float32)
 

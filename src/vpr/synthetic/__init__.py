@@ -4,9 +4,9 @@ Street-level views of generated cities, written in the layout and @-format of GS
 SF-XS and Tokyo-XS. See docs/DATA.md.
 """
 
-from vpr.data.synthetic.presets import PRESETS, Preset, get_preset, parse_image_size
-from vpr.data.synthetic.preview import write_preview
-from vpr.data.synthetic.writer import (
+from vpr.synthetic.presets import PRESETS, Preset, get_preset, parse_image_size
+from vpr.synthetic.preview import write_preview
+from vpr.synthetic.writer import (
     GENERATOR_VERSION,
     SyntheticCityError,
     generate_city,

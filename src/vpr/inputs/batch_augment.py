@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vpr.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from vpr.inputs.transforms import IMAGENET_MEAN, IMAGENET_STD
 
 OPS = ("Identity", "ShearX", "ShearY", "TranslateX", "TranslateY", "Rotate", "Brightness",
        "Color", "Contrast", "Sharpness", "Posterize", "Solarize", "AutoContrast", "Equalize")

@@ -18,10 +18,10 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from vpr.data.check import dataset_parts, detect_kind
 from vpr.data.datasets import positives_within
 from vpr.data.geotag import GeoTag, GeoTagError, parse_filename
 from vpr.data.images import BadImageError, open_rgb
+from vpr.datatools.check import dataset_parts, detect_kind
 
 # The files written, by key; the docs and tests refer to these names.
 OUTPUT_FILES = {

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from vpr.data.geotag import GeoTag, format_filename
-from vpr.data.synthetic.appearance import (
+from vpr.synthetic.appearance import (
     HOURS,
     PROFILES,
     SEASON_MONTHS,
@@ -31,11 +31,11 @@ from vpr.data.synthetic.appearance import (
     Appearance,
     sample_appearance,
 )
-from vpr.data.synthetic.camera import Camera
-from vpr.data.synthetic.city import SIDEWALK_WIDTH, StreetSegment, build_city, street_segments
-from vpr.data.synthetic.geo import TEST_CITY_CENTRES, TRAIN_CITY_CENTRES, GeoFrame
-from vpr.data.synthetic.presets import Preset
-from vpr.data.synthetic.rng import rng_for
+from vpr.synthetic.camera import Camera
+from vpr.synthetic.city import SIDEWALK_WIDTH, StreetSegment, build_city, street_segments
+from vpr.synthetic.geo import TEST_CITY_CENTRES, TRAIN_CITY_CENTRES, GeoFrame
+from vpr.synthetic.presets import Preset
+from vpr.synthetic.rng import rng_for
 
 MIN_PLACE_DISTANCE = 36.0  # metres between the centres of two training places
 PLACE_JITTER = 3.0  # metres along the street (a third of it across) from its place

@@ -10,10 +10,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vpr.data.synthetic.appearance import Appearance, Lighting
-from vpr.data.synthetic.camera import Camera, Rays
-from vpr.data.synthetic.city import SIDEWALK_WIDTH, City
-from vpr.data.synthetic.rng import rng_for, value_noise
+from vpr.synthetic.appearance import Appearance, Lighting
+from vpr.synthetic.camera import Camera, Rays
+from vpr.synthetic.city import SIDEWALK_WIDTH, City
+from vpr.synthetic.rng import rng_for, value_noise
 
 TREE, LAMP, CAR, PERSON = 0, 1, 2, 3
 CAR_PAINTS = np.array(

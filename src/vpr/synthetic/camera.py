@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vpr.data.synthetic.city import CAMERA_HEIGHT
+from vpr.synthetic.city import CAMERA_HEIGHT
 
 
 @dataclass(frozen=True)

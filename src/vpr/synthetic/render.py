@@ -12,12 +12,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vpr.data.synthetic.appearance import Appearance, Lighting, lighting_for
-from vpr.data.synthetic.camera import Camera, Rays, camera_rays
-from vpr.data.synthetic.city import SIDEWALK_WIDTH, City
-from vpr.data.synthetic.facades import WARM_LIGHT, FacadeHits, shade_facades
-from vpr.data.synthetic.props import draw_billboards, static_billboards, transient_billboards
-from vpr.data.synthetic.rng import hash_unit, value_noise
+from vpr.synthetic.appearance import Appearance, Lighting, lighting_for
+from vpr.synthetic.camera import Camera, Rays, camera_rays
+from vpr.synthetic.city import SIDEWALK_WIDTH, City
+from vpr.synthetic.facades import WARM_LIGHT, FacadeHits, shade_facades
+from vpr.synthetic.props import draw_billboards, static_billboards, transient_billboards
+from vpr.synthetic.rng import hash_unit, value_noise
 
 VIEW_RANGE = 250.0  # metres; farther buildings are lost in the haze anyway
 LAYERS = 3  # building hits kept per column

@@ -2,7 +2,7 @@
 
 The fast input pipeline decodes with torchvision's libjpeg-turbo/libpng bindings straight
 into a uint8 (3,H,W) tensor and resizes it in uint8, leaving the float conversion,
-augmentation and normalisation to the device (`vpr.data.batch_augment`). A worker thus
+augmentation and normalisation to the device (`vpr.inputs.batch_augment`). A worker thus
 does a quarter of the memory traffic of the seed's float pipeline, and batches travel to
 the accelerator as uint8.
 """

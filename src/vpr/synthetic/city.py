@@ -14,7 +14,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from vpr.data.synthetic.rng import rng_for
+from vpr.synthetic.rng import rng_for
 
 # Face ids of a box: 0 the x0 face (normal -x), 1 the x1 face (+x), 2 the y0 face (-y),
 # 3 the y1 face (+y).

@@ -21,11 +21,11 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from vpr.data.synthetic.city import build_city
-from vpr.data.synthetic.plan import POSITIVE_RADIUS, ImageSpec, plan_all, train_cities
-from vpr.data.synthetic.postprocess import develop, encode_jpeg
-from vpr.data.synthetic.presets import get_preset
-from vpr.data.synthetic.render import render
+from vpr.synthetic.city import build_city
+from vpr.synthetic.plan import POSITIVE_RADIUS, ImageSpec, plan_all, train_cities
+from vpr.synthetic.postprocess import develop, encode_jpeg
+from vpr.synthetic.presets import get_preset
+from vpr.synthetic.render import render
 
 GENERATOR_VERSION = 1
 MANIFEST = "manifest.json"
@@ -67,6 +67,7 @@ def _rendered(
 
 def _settings(preset: str, seed: int, image_size: tuple[int, int]) -> dict:
     """The fields that decide the files; ``image_size`` is [width, height]."""
+    # The generator's name as cities on disk record it (the package moved, the files did not).
     return {"generator": "vpr.data.synthetic", "generator_version": GENERATOR_VERSION,
             "preset": preset, "seed": seed, "image_size": list(image_size)}
 

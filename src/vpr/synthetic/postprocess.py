@@ -7,8 +7,8 @@ import io
 import numpy as np
 from PIL import Image, ImageFilter
 
-from vpr.data.synthetic.appearance import Appearance
-from vpr.data.synthetic.rng import rng_for
+from vpr.synthetic.appearance import Appearance
+from vpr.synthetic.rng import rng_for
 
 
 def develop(linear: np.ndarray, appearance: Appearance) -> Image.Image:

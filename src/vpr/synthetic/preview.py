@@ -9,13 +9,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from vpr.data.synthetic.appearance import Appearance
-from vpr.data.synthetic.camera import Camera
-from vpr.data.synthetic.city import build_city, street_segments
-from vpr.data.synthetic.plan import _point_on
-from vpr.data.synthetic.postprocess import develop, encode_jpeg
-from vpr.data.synthetic.render import render
-from vpr.data.synthetic.writer import supersample_for
+from vpr.synthetic.appearance import Appearance
+from vpr.synthetic.camera import Camera
+from vpr.synthetic.city import build_city, street_segments
+from vpr.synthetic.plan import _point_on
+from vpr.synthetic.postprocess import develop, encode_jpeg
+from vpr.synthetic.render import render
+from vpr.synthetic.writer import supersample_for
 
 COLUMNS = 4
 LABEL_HEIGHT = 16

@@ -14,7 +14,6 @@ decode on the device is decoded again alone, then with Pillow, before an error n
 
 from __future__ import annotations
 
-import functools
 import io
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,8 +23,9 @@ from torch.utils.data import default_collate
 from torchvision.io import ImageReadMode, decode_jpeg, read_file
 from torchvision.transforms.v2 import functional as TF
 
-from vpr.data.decode import UInt8Reader
 from vpr.data.images import BadImageError, check_image_header
+from vpr.hardware import device_decode_available  # noqa: F401 - where it used to live
+from vpr.inputs.decode import UInt8Reader
 
 JPEG_START = b"\xff\xd8\xff"
 
@@ -138,7 +138,7 @@ class EncodedBatch:
 class EncodedReader:
     """``path -> EncodedBatch`` of one image, for ``--decode device``; picklable.
 
-    A JPEG is checked (header and end marker, as `vpr.data.decode.read_uint8` does) and read
+    A JPEG is checked (header and end marker, as `vpr.inputs.decode.read_uint8` does) and read
     as bytes; any other format is decoded and resized here by `UInt8Reader`.
 
     Raises:
@@ -186,25 +186,3 @@ def to_device(images: torch.Tensor | EncodedBatch, device: str | torch.device) -
     if isinstance(images, EncodedBatch):
         return images.decode(device)
     return images.to(device, non_blocking=True)
-
-
-@functools.lru_cache(maxsize=8)
-def device_decode_available(device: str | torch.device = "cuda") -> bool:
-    """True where torchvision can decode JPEGs on ``device`` (CUDA builds with nvjpeg)."""
-    device = torch.device(device)
-    if device.type != "cuda" or not torch.cuda.is_available():
-        return False
-    probe = torch.frombuffer(bytearray(_tiny_jpeg()), dtype=torch.uint8)
-    try:
-        decode_jpeg([probe], mode=ImageReadMode.RGB, device=device)
-    except (RuntimeError, NotImplementedError):
-        return False
-    return True
-
-
-def _tiny_jpeg() -> bytes:
-    from PIL import Image
-
-    buffer = io.BytesIO()
-    Image.new("RGB", (8, 8), (120, 30, 200)).save(buffer, format="JPEG")
-    return buffer.getvalue()

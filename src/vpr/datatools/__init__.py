@@ -1,0 +1,1 @@
+"""Tools for datasets on disk: check, stats, import, download (`vpr data`, `vpr download`)."""

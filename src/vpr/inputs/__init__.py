@@ -1,0 +1,1 @@
+"""How images become model input: decoding, caching, augmentation, transforms."""
