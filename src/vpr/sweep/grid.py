@@ -130,8 +130,9 @@ class Grid:
 
 
 def normalize_key(key: Any) -> str:
-    """``--loss-name`` -> ``loss_name``; an old name -> the setting it stands for."""
-    return canonical_key(key)
+    """``--loss-name`` -> ``loss_name`` (flag spellings such as ``agg_option`` are kept: run
+    names are made of the keys as the grid writes them)."""
+    return str(key).strip().lstrip("-").replace("-", "_")
 
 
 def comparable(settings: dict[str, Any]) -> dict[str, Any]:
@@ -239,12 +240,10 @@ def _checked_flags(flags: dict[Any, Any], where: str) -> dict[str, Any]:
         if key in RESERVED_KEYS:
             hint = "use --seeds or seeds:" if key == "seed" else "the sweep sets it for each run"
             raise GridError(f"{where}: {key} cannot be set here ({hint})")
-        if key not in FIELDS:
+        if canonical_key(key) not in FIELDS:
             close = difflib.get_close_matches(key, list(FIELDS), n=3)
             hint = f"; did you mean {', '.join(close)}?" if close else ""
             raise GridError(f"{where}: {raw_key!r} is not a `vpr train` setting{hint}")
-        if key != str(raw_key).strip().lstrip("-").replace("-", "_"):  # an old name
-            value = check_values({raw_key: value}, where)[key]
         checked[key] = value
     return checked
 
