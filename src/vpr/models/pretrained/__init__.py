@@ -1,0 +1,21 @@
+"""Published VPR models (CosPlace, EigenPlaces, MixVPR, SALAD, BoQ, MegaLoc, DINOv2...).
+
+Each upstream weight layout has a module here that maps the authors' state-dict keys onto
+ours, explicitly and strictly, and registers its named models in `registry`.
+"""
+
+from vpr.models.pretrained.registry import (
+    PUBLISHED_MODELS,
+    PublishedModel,
+    get_published_model,
+    list_published_models,
+    register_published_model,
+)
+
+__all__ = [
+    "PUBLISHED_MODELS",
+    "PublishedModel",
+    "get_published_model",
+    "list_published_models",
+    "register_published_model",
+]
