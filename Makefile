@@ -18,6 +18,8 @@ demo: $(STAMP)
 	$(BIN)/vpr demo
 
 test: $(STAMP)
+	# The layers of docs/ARCHITECTURE.md: imports point down only (pyproject.toml).
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)

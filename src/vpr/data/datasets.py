@@ -14,7 +14,6 @@ from torch.utils.data import Dataset
 
 from vpr.data.geotag import parse_filename
 from vpr.data.images import BadImageError, find_bad_images, list_images, open_rgb
-from vpr.inputs.device_decode import cat_images, stack_images
 
 logger = logging.getLogger(__name__)
 
@@ -120,14 +119,21 @@ class TrainPlaces(Dataset):
                 f"{self.img_per_place} needed"
             )
         labels = torch.full((self.img_per_place,), index, dtype=torch.long)
-        return stack_images(images), labels, skipped
+        return _join(images, torch.stack), labels, skipped
+
+
+def _join(images: list, join) -> object:
+    """``join`` (torch.stack / torch.cat) of tensors; encoded images (`EncodedBatch` of
+    `vpr.inputs.device_decode`) join themselves with their ``concat``, and stay encoded."""
+    concat = getattr(type(images[0]), "concat", None) if images else None
+    return concat(images) if concat is not None else join(list(images))
 
 
 def collate_places(
     batch: list[tuple[torch.Tensor, torch.Tensor, int]],
 ) -> tuple[torch.Tensor, torch.Tensor, int]:
     """Flattens P places x K images into one batch of P*K images and labels."""
-    images = cat_images([item[0] for item in batch])
+    images = _join([item[0] for item in batch], torch.cat)
     labels = torch.cat([item[1] for item in batch])
     return images, labels, sum(item[2] for item in batch)
 
