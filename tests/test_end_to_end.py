@@ -136,3 +136,27 @@ def test_seed_main_py_trains_and_tests_verbatim(tiny_train, tiny_retrieval, tmp_
         check=True, cwd=tmp_path, capture_output=True, timeout=300,
     )
     assert torch.load(last, weights_only=True)["global_step"] == 6
+
+
+def test_saved_config_reproduces_the_run(trained_run, monkeypatch):
+    """`vpr train --config <run>/config.yaml` asks for the same run, settings and model."""
+    import yaml
+
+    from vpr.training import run as training_run
+
+    asked: dict = {}
+    monkeypatch.setattr(training_run, "train",
+                        lambda settings, resume=None: asked.update(settings) or {
+                            "is_global_zero": False})
+    saved = trained_run / "config.yaml"
+    assert vpr_main(["train", "--config", str(saved), "--exp_name", "again"]) == 0
+    again = training_run.resolve_config(asked)
+    first = yaml.safe_load(saved.read_text())["config"]
+    assert again.exp_name == "again"
+    first["run"]["exp_name"] = "again"
+    assert again.to_dict() == first
+    stored = read_checkpoint_hparams(trained_run / "checkpoints" / "last.ckpt")
+    for name, value in again.module_config().flat().items():
+        expected = stored[name]
+        assert (list(value) if isinstance(value, tuple) else value) == (
+            list(expected) if isinstance(expected, tuple) else expected), name

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
+import warnings
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -68,9 +69,14 @@ class DeprecatedFlag(argparse.Action):
 def _argparse_type(convert: Callable[[Any], Any]) -> Callable[[str], Any]:
     def parse(text: str) -> Any:
         try:
-            return convert(text)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", FutureWarning)
+                value = convert(text)
         except (TypeError, ValueError) as error:
             raise argparse.ArgumentTypeError(f"invalid value {text!r}: {error}") from None
+        for warning in caught:  # an old spelling of a value: tell the user, as for flags
+            deprecated(str(warning.message))
+        return value
     parse.__name__ = getattr(convert, "__name__", "value")
     return parse
 
