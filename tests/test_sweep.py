@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from vpr.config import TrainConfig
 from vpr.models.aggregators import list_aggregators
 from vpr.sweep import (
     GridError,
@@ -23,7 +24,6 @@ from vpr.sweep import (
     run_sweep,
     write_report,
 )
-from vpr.config import TrainConfig
 from vpr.sweep.grid import flag_argv, validate
 from vpr.sweep.records import LOCK_FILE, SweepLock, read_sweep
 from vpr.sweep.results import dataset_label, dataset_labels
