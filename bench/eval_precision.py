@@ -38,7 +38,7 @@ def main() -> None:
     parser.add_argument("--num_workers", type=int, default=2)
     args = parser.parse_args()
 
-    from vpr.training.pipeline import default_precision
+    from vpr.hardware import default_precision
 
     reduced = args.reduced or default_precision("auto", "fast")
     if reduced == "32-true":

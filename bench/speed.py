@@ -102,8 +102,9 @@ def prepare_data(root: Path, image_size: int, places: int, extract_images: int,
 def _setup(config: str, args: argparse.Namespace):
     import torch
 
+    from vpr.hardware import default_precision
     from vpr.training.module import VPRModule
-    from vpr.training.pipeline import InputPipeline, default_precision
+    from vpr.training.pipeline import InputPipeline
 
     name = "seed" if config == "seed" else "fast"
     accelerator = args.device  # Lightning takes "cpu" and "cuda" as they are
@@ -196,7 +197,7 @@ def _model_only(module, args: argparse.Namespace, precision: str) -> dict:
     """Training step and forward pass on random tensors already on the device."""
     import torch
 
-    from vpr.eval.extract import autocast
+    from vpr.hardware import autocast
     from vpr.training.losses import compute_loss
 
     device = torch.device(args.device)
@@ -239,7 +240,7 @@ def _model_only(module, args: argparse.Namespace, precision: str) -> dict:
 def measure_extract(config: str, args: argparse.Namespace, extract: Path) -> dict:
     import torch
 
-    from vpr.eval.extract import autocast
+    from vpr.hardware import autocast
     from vpr.inputs.device_decode import to_device
     from vpr.training.pipeline import eval_loader
 

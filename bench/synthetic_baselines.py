@@ -80,17 +80,17 @@ def untrained_module(seed: int) -> tuple[nn.Module, tuple[int, int] | None]:
     """The randomly initialised model of ``vpr demo`` (same hyper-parameters, same seed)."""
     import lightning as L
 
-    from vpr.cli.demo import demo_train_args
+    from vpr.cli.demo import demo_settings
     from vpr.training.module import VPRModule
-    from vpr.training.run import resolve_hparams
+    from vpr.training.run import resolve_config
 
     args = argparse.Namespace(data=Path("unused"), exp_name="baseline", log_dir="unused",
-                              seed=seed, max_epochs=8, no_progress_bar=True)
-    hparams = resolve_hparams(demo_train_args(args), None)
+                              seed=seed, max_epochs=8, progress_bar=False)
+    config = resolve_config(demo_settings(args))
     # vpr demo seeds, then builds the module: the same order gives the same weights.
     L.seed_everything(seed, workers=True, verbose=False)
-    module = VPRModule(**hparams)
-    size = hparams.get("image_size")
+    module = VPRModule(config.module_config())
+    size = config.image_size
     return module, tuple(size) if size else None
 
 

@@ -23,18 +23,15 @@ CONFIGS = {"vpr (fast pipeline)": [], "seed-style": ["--pipeline", "seed"]}
 
 
 def _train_argv(data: Path, log_dir: Path, exp_name: str, max_epochs: int) -> list[str]:
-    from vpr.cli.demo import demo_train_args
+    from vpr.cli.demo import demo_settings
+    from vpr.sweep.grid import flag_argv
 
     namespace = argparse.Namespace(data=data, log_dir=log_dir, exp_name=exp_name, seed=0,
-                                   max_epochs=max_epochs, no_progress_bar=True)
-    args = demo_train_args(namespace)
-    argv = ["train", "--train_path", args.train_path, "--val_path", args.val_path,
-            "--test_path", *args.test_path]
-    for key in ("exp_name", "log_dir", "seed", "agg_arch", "pretrained", "batch_size",
-                "img_per_place", "num_workers", "max_epochs", "lr", "optimizer",
-                "randaugment_ops"):
-        argv += [f"--{key}", str(getattr(args, key))]
-    return argv + ["--no_progress_bar"]
+                                   max_epochs=max_epochs, progress_bar=False)
+    # A command line to show and to run in a fresh process (the timing includes start-up).
+    settings = demo_settings(namespace)
+    return ["train"] + [word for key, value in settings.items()
+                        for word in flag_argv(key, value)]
 
 
 def _curve(run_dir: Path, launched: float) -> list[tuple[float, float]]:
