@@ -199,3 +199,21 @@ def test_imports_point_down_the_layers():
                             env={"PYTHONPATH": str(REPO / "src"), "PATH": "/usr/bin:/bin"})
     assert result.returncode == 0, result.stdout[-3000:]
     assert "1 kept, 0 broken" in result.stdout
+
+
+def test_single_device_commands_name_hardware_like_training(capsys):
+    from vpr.cli.flags import device_of, precision_of
+
+    parser = build_parser()
+    args = parser.parse_args(["locate", "p.jpg", "--index", "i", "--accelerator", "cpu",
+                              "--precision", "bf16-mixed"])
+    assert device_of(args) == "cpu" and precision_of(args) == "bf16-mixed"
+    args = parser.parse_args(["index", "add", "--index", "i", "--images", "x",
+                              "--device", "cpu"])
+    assert device_of(args) == "cpu" and precision_of(args) == "auto"
+    assert "--device is deprecated" in capsys.readouterr().err
+    from vpr.hardware import device_settings, single_device
+
+    assert device_settings("cuda:1") == {"accelerator": "gpu", "devices": "1,"}
+    assert str(single_device("gpu", "1,")) == "cuda:1"
+    assert str(single_device("cpu", "auto")) == "cpu"

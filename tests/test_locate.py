@@ -255,22 +255,25 @@ def test_cli_build_and_locate_json(world, tmp_path, capsys):
     out = tmp_path / "cli_index"
     assert run_cli("index", ["index", "build", "--ckpt_path", str(world["ckpt"]),
                              "--database", str(world["database"]), "--out", str(out),
-                             "--index_type", "hnsw", "--device", "cpu",
-                             "--no_progress_bar"]) == 0
+                             "--index_type", "hnsw", "--accelerator", "cpu",
+                             "--no-progress_bar"]) == 0
     assert LocationIndex.load(out).meta["index"]["type"] == "hnsw"
     capsys.readouterr()
     photos = sorted(world["database"].iterdir())[:2]
     assert run_cli("locate", ["locate", *map(str, photos), "--index", str(out), "--top_k", "3",
-                              "--json", "--device", "cpu", "--map", str(tmp_path / "m.html"),
+                              "--json", "--accelerator", "cpu", "--devices", "1",
+                              "--map", str(tmp_path / "m.html"),
                               "--grid", str(tmp_path / "g.jpg")]) == 0
     printed = json.loads(capsys.readouterr().out)
     assert [item["photo"] for item in printed] == list(map(str, photos))
     assert len(printed[0]["matches"]) == 3 and 0 <= printed[0]["confidence"] <= 1
     assert (tmp_path / "m.html").is_file() and (tmp_path / "g.jpg").is_file()
+    # The old spelling still works, with a warning.
     assert run_cli("locate", ["locate", str(photos[0]), "--index", str(out),
                               "--device", "cpu"]) == 0
-    text = capsys.readouterr().out
-    assert "confidence" in text and "UTM 32T" in text
+    captured = capsys.readouterr()
+    assert "confidence" in captured.out and "UTM 32T" in captured.out
+    assert "--device is deprecated" in captured.err
     assert run_cli("index", ["index", "info", "--index", str(out)]) == 0
     assert "sha256" in capsys.readouterr().out
 

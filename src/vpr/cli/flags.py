@@ -165,3 +165,29 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
                             "config.yaml); flags given too take precedence")
     group.add_argument("--print_config", action="store_true",
                        help="print the resolved settings as YAML and exit")
+
+
+def add_device_options(parser: argparse.ArgumentParser, precision: bool = True) -> None:
+    """``--accelerator``, ``--devices`` (the first device is used) and ``--precision`` of a
+    single-process command; the old ``--device cpu|cuda|cuda:N`` still works, with a warning."""
+    names = ("accelerator", "devices", "precision") if precision else ("accelerator", "devices")
+    add_settings(parser, (), names, title="hardware")
+    from vpr.hardware import device_settings
+
+    parser.add_argument("--device", action=DeprecatedFlag, dest="accelerator",
+                        new="--accelerator (and --devices)", convert=device_settings,
+                        help=argparse.SUPPRESS, default=argparse.SUPPRESS)
+
+
+def device_of(args: argparse.Namespace) -> str:
+    """The torch device that ``--accelerator`` / ``--devices`` name (see `add_device_options`)."""
+    from vpr.hardware import single_device
+
+    settings = explicit_settings(args)
+    return str(single_device(settings.get("accelerator", "auto"),
+                             settings.get("devices", "auto")))
+
+
+def precision_of(args: argparse.Namespace) -> str:
+    """``--precision`` of a single-process command (``auto`` when not given)."""
+    return explicit_settings(args).get("precision", "auto")

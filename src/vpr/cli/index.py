@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from vpr.cli.flags import add_device_options, add_setting, device_of, precision_of
+
 INDEX_TYPES = ("flat", "ivf", "hnsw", "ivfpq")
 
 
@@ -12,12 +14,8 @@ def _add_extraction_options(parser: argparse.ArgumentParser) -> None:
                         help="images per forward pass (default: 32)")
     parser.add_argument("--num_workers", type=int, default=0,
                         help="DataLoader worker processes (default: 0)")
-    parser.add_argument("--device", default="auto",
-                        help="cpu, cuda, cuda:1... or auto (default: auto)")
-    parser.add_argument("--precision", default="auto",
-                        help="32, 16-mixed, bf16-mixed or auto (default: auto = bf16 where the "
-                             "GPU or CPU computes it natively, else 32)")
-    parser.add_argument("--no_progress_bar", action="store_true", help="disable progress bars")
+    add_device_options(parser)
+    add_setting(parser, "progress_bar")
 
 
 def add_parser(subparsers) -> None:
@@ -84,17 +82,18 @@ def run(args: argparse.Namespace) -> int:
             options["pca_dim"] = args.pca_dim
         index = LocationIndex.build(
             args.out, args.ckpt_path, args.database, index_type=args.index_type,
-            batch_size=args.batch_size, num_workers=args.num_workers, device=args.device,
-            precision=args.precision, overwrite=args.overwrite,
-            progress=not args.no_progress_bar, index_options=options,
+            batch_size=args.batch_size, num_workers=args.num_workers, device=device_of(args),
+            precision=precision_of(args), overwrite=args.overwrite,
+            progress=getattr(args, "progress_bar", True), index_options=options,
         )
         print(f"Built {index}")
         return 0
     index = LocationIndex.load(args.index)
     if command == "add":
         added = index.add(args.images, ckpt_path=args.ckpt_path, batch_size=args.batch_size,
-                          num_workers=args.num_workers, device=args.device,
-                          precision=args.precision, progress=not args.no_progress_bar)
+                          num_workers=args.num_workers, device=device_of(args),
+                          precision=precision_of(args),
+                          progress=getattr(args, "progress_bar", True))
         print(f"Added {added} images: {index}")
         return 0
     model = index.meta["model"]

@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from vpr.cli.flags import add_device_options, device_of, precision_of
+
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -31,8 +33,7 @@ def add_parser(subparsers) -> None:
                         help="the index's checkpoint, if it moved (checked by sha256)")
     parser.add_argument("--batch_size", type=int, default=32,
                         help="photos per forward pass (default: 32)")
-    parser.add_argument("--device", default="auto",
-                        help="cpu, cuda... or auto (default: auto)")
+    add_device_options(parser)
     parser.add_argument("--nprobe", type=int, default=None,
                         help="ivf/ivfpq indexes: lists visited per query (default: as built)")
     parser.set_defaults(func=run)
@@ -76,7 +77,8 @@ def run(args: argparse.Namespace) -> int:
 
     index = LocationIndex.load(args.index, nprobe=args.nprobe)
     results = locate(_photos(args.photos), index, top_k=args.top_k, radius_m=args.radius,
-                     ckpt_path=args.ckpt_path, batch_size=args.batch_size, device=args.device)
+                     ckpt_path=args.ckpt_path, batch_size=args.batch_size, device=device_of(args),
+                     precision=precision_of(args))
     if args.json:
         print(json.dumps([result.to_dict() for result in results], indent=2))
     else:

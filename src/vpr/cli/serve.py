@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import logging
 
+from vpr.cli.flags import add_device_options, device_of
+
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -28,8 +30,7 @@ def add_parser(subparsers) -> None:
                         help="matches within this many metres form a cluster (default: 25)")
     parser.add_argument("--ckpt_path", default=None,
                         help="the index's checkpoint, if it moved (checked by sha256)")
-    parser.add_argument("--device", default="auto",
-                        help="cpu, cuda... or auto (default: auto)")
+    add_device_options(parser, precision=False)
     parser.add_argument("--nprobe", type=int, default=None,
                         help="ivf/ivfpq indexes: lists visited per query (default: as built)")
     parser.add_argument("--log_level", default="info",
@@ -49,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
                         format="%(levelname)s: %(message)s")
     app = create_app(args.index, ckpt_path=args.ckpt_path, top_k=args.top_k,
                      radius_m=args.radius, max_upload_mb=args.max_upload_mb,
-                     device=args.device, nprobe=args.nprobe)
+                     device=device_of(args), nprobe=args.nprobe)
     try:
         serve(app, host=args.host, port=args.port, log_level=args.log_level)
     except OSError as error:  # e.g. port already in use

@@ -206,12 +206,10 @@ def _extract(module: Any, paths: Sequence[Path], meta: dict[str, Any], out_path:
 
 
 def resolve_device(device: str) -> str:
-    """``"auto"`` becomes ``"cuda"`` when a GPU is visible, else ``"cpu"``."""
-    if device != "auto":
-        return device
-    import torch
+    """A torch device string: ``"auto"`` is chosen by `vpr.hardware.single_device`."""
+    from vpr.hardware import single_device
 
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    return str(single_device(device))
 
 
 class LocationIndex:
