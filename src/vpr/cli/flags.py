@@ -172,7 +172,11 @@ def add_device_options(parser: argparse.ArgumentParser, precision: bool = True) 
     single-process command; the old ``--device cpu|cuda|cuda:N`` still works, with a warning."""
     names = ("accelerator", "devices", "precision") if precision else ("accelerator", "devices")
     add_settings(parser, (), names, title="hardware")
-    from vpr.hardware import device_settings
+
+    def device_settings(text: str) -> dict[str, str]:
+        from vpr.hardware import device_settings as settings_of  # torch: only when used
+
+        return settings_of(text)
 
     parser.add_argument("--device", action=DeprecatedFlag, dest="accelerator",
                         new="--accelerator (and --devices)", convert=device_settings,
