@@ -193,3 +193,11 @@ def test_cli_skips_an_existing_city(tiny_city, capsys):
     assert "tokyo_xs/test" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         parser.parse_args(["synth", "--out", "x", "--image_size", "0x0"])
+    with pytest.raises(SystemExit):
+        parser.parse_args(["synth", "--out", "x", "--image_size", "8"])
+    # H [W], as every command; the old WIDTHxHEIGHT still reads, with a warning.
+    assert parser.parse_args(["synth", "--image_size", "48", "64"]).image_size == (64, 48)
+    assert parser.parse_args(["synth", "--image_size", "32"]).image_size == (32, 32)
+    capsys.readouterr()
+    assert parser.parse_args(["synth", "--image_size", "64x48"]).image_size == (64, 48)
+    assert "deprecated" in capsys.readouterr().err

@@ -5,14 +5,31 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from vpr.cli.flags import add_setting, deprecated
 
-def _image_size(text: str) -> tuple[int, int]:
-    from vpr.synthetic.presets import parse_image_size
 
-    try:
-        return parse_image_size(text)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
+class _ImageSize(argparse.Action):
+    """``--image_size H [W]`` like every other command, as (width, height) for the renderer.
+
+    The old ``WIDTHxHEIGHT`` spelling still works, with a deprecation warning.
+    """
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        from vpr.synthetic.presets import parse_image_size
+
+        if len(values) == 1 and "x" in values[0].lower():
+            deprecated(f"--image_size {values[0]} (WIDTHxHEIGHT) is deprecated; use "
+                       "--image_size HEIGHT WIDTH, as the other commands")
+            text = values[0]
+        elif len(values) in (1, 2) and all(value.isdigit() for value in values):
+            height, width = int(values[0]), int(values[-1])
+            text = f"{width}x{height}"
+        else:
+            parser.error(f"--image_size: expected H [W] in pixels, got {' '.join(values)}")
+        try:
+            setattr(namespace, self.dest, parse_image_size(text))
+        except ValueError as error:
+            parser.error(f"--image_size: {error}")
 
 
 def _positive_int(text: str) -> int:
@@ -46,16 +63,16 @@ def add_parser(subparsers) -> None:
                              "(~28,000 at 320x240) (default: demo)")
     parser.add_argument("--seed", type=int, default=0,
                         help="random seed: same seed, same files (default: 0)")
-    parser.add_argument("--image_size", type=_image_size, default=None, metavar="WxH",
-                        help="image size as WIDTHxHEIGHT (e.g. 224x168) or one number for a "
-                             "square (default: the preset's)")
+    parser.add_argument("--image_size", action=_ImageSize, nargs="+", default=None,
+                        metavar="PX", help="image size as H [W] pixels, e.g. 168 224, or one "
+                                           "number for a square (default: the preset's)")
     parser.add_argument("--preview", type=Path, default=None, metavar="PNG",
                         help="also write a labelled contact sheet of one place under many "
                              "conditions to this PNG file (works without --out)")
     parser.add_argument("--workers", type=_positive_int, default=1, metavar="N",
                         help="render with N processes; the files do not depend on N "
                              "(default: 1)")
-    parser.add_argument("--no_progress_bar", action="store_true", help="disable the progress bar")
+    add_setting(parser, "progress_bar")
     parser.set_defaults(func=run)
 
 
@@ -84,7 +101,8 @@ def run(args: argparse.Namespace) -> int:
     if args.out is not None:
         manifest = generate_city(args.out, preset=args.preset, seed=args.seed,
                                  image_size=args.image_size,
-                                 progress=not args.no_progress_bar, workers=args.workers)
+                                 progress=getattr(args, "progress_bar", True),
+                                 workers=args.workers)
         print(_summary(manifest))
         print(f"Synthetic city in {args.out}")
     if args.preview is not None:
