@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+from vpr.cli.flags import add_switch
+
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -51,16 +53,15 @@ def _add_check(actions) -> None:
     parser.add_argument("--min_img_per_place", type=int, default=4,
                         help="report training places with fewer images (training drops "
                              "them) (default: 4)")
-    parser.add_argument("--no_open", action="store_true",
-                        help="check names only; do not open every image (much faster, but "
-                             "unreadable files go unnoticed)")
+    add_switch(parser, "open", "open every image to find unreadable ones; --no-open checks "
+                               "names only (much faster, but unreadable files go unnoticed)")
     parser.add_argument("--workers", type=int, default=None,
                         help="threads opening images (default: up to 8, one per CPU core)")
     parser.add_argument("--max_examples", type=int, default=5,
                         help="example paths printed per problem category (default: 5)")
     parser.add_argument("--json", action="store_true",
                         help="print the full report as JSON on stdout (every problem listed)")
-    parser.add_argument("--no_progress_bar", action="store_true", help="disable progress bars")
+    add_switch(parser, "progress_bar", "show progress bars")
 
 
 def _add_stats(actions) -> None:
@@ -111,7 +112,7 @@ def _add_import(actions) -> None:
                         help="show what would be copied; copy nothing")
     parser.add_argument("--max_examples", type=int, default=10,
                         help="skipped photos listed (default: 10)")
-    parser.add_argument("--no_progress_bar", action="store_true", help="disable progress bars")
+    add_switch(parser, "progress_bar", "show progress bars")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -128,8 +129,8 @@ def run_check(args: argparse.Namespace) -> int:
 
     report = check_dataset(
         args.dir, kind=args.kind, positive_dist_threshold=args.positive_dist_threshold,
-        min_img_per_place=args.min_img_per_place, open_images=not args.no_open,
-        workers=args.workers, progress=not args.no_progress_bar,
+        min_img_per_place=args.min_img_per_place, open_images=args.open,
+        workers=args.workers, progress=args.progress_bar,
     )
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
@@ -154,7 +155,7 @@ def run_import(args: argparse.Namespace) -> int:
     from vpr.datatools.importer import import_photos
 
     report = import_photos(args.src, args.out, csv_path=args.csv, place_from=args.place_from,
-                           dry_run=args.dry_run, progress=not args.no_progress_bar)
+                           dry_run=args.dry_run, progress=args.progress_bar)
     verb = "Would copy" if report.dry_run else "Copied"
     print(f"{verb} {len(report.copied)} photo(s) into {args.out}")
     if report.dry_run:

@@ -195,3 +195,13 @@ def device_of(args: argparse.Namespace) -> str:
 def precision_of(args: argparse.Namespace) -> str:
     """``--precision`` of a single-process command (``auto`` when not given)."""
     return explicit_settings(args).get("precision", "auto")
+
+
+def add_switch(parser: argparse._ActionsContainer, name: str, help: str,  # noqa: A002
+               default: bool = True) -> None:
+    """``--<name>`` / ``--no-<name>`` (the one style of negative flags), and the old
+    ``--no_<name>`` spelling with a deprecation warning."""
+    parser.add_argument(f"--{name}", action=argparse.BooleanOptionalAction, default=default,
+                        help=f"{help} (default: {'on' if default else 'off'})")
+    parser.add_argument(f"--no_{name}", dest=name, action=DeprecatedFlag, new=f"--no-{name}",
+                        value=False, help=argparse.SUPPRESS)

@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from vpr.cli.flags import add_switch
+
 
 def _setting(text: str) -> tuple[str, Any]:
     """KEY=VALUE for --set; the value is read as YAML (2 -> int, [a, b] -> list)."""
@@ -61,8 +63,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--isolate", action="store_true",
                         help="run each experiment as a `vpr train` subprocess instead of in "
                              "this process (a crash or out-of-memory only ends that run)")
-    parser.add_argument("--no_report", action="store_true",
-                        help="do not write OUT/report at the end")
+    add_switch(parser, "report", "write OUT/report at the end")
     parser.set_defaults(func=run)
 
 
@@ -93,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
           f"{len(summary.pending)} left for later")
     for name, error in summary.failed.items():
         print(f"  failed: {name}: {error}")
-    if not args.no_report:
+    if args.report:
         files = write_report(out, compare=bool(grid.paper))
         print()
         print(files.text)
