@@ -29,7 +29,21 @@ def test_speed_benchmark_smoke(tmp_path):
     assert figures["fast"]["decode"] == "worker"
     assert figures["fast+device_decode"]["decode"] == "device"
     assert figures["fast"]["train_img_s_vs_seed"] > 0
-    assert "| seed |" in done.stdout and "| fast |" in done.stdout
+    # The report: a header, a separator, then one row per configuration, in the order
+    # asked, every row with the header's columns and the JSON's figures in them.
+    table = [line for line in done.stdout.splitlines() if line.startswith("|")]
+    header = [cell.strip() for cell in table[0].strip("|").split("|")]
+    assert header[:3] == ["config", "precision", "train img/s"] and len(header) == 12
+    assert set(table[1].replace("|", "").split()) <= {"---", "---:"}
+    rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in table[2:]]
+    assert [row[0] for row in rows] == ["seed", "fast", "fast+device_decode"]
+    for row in rows:
+        assert len(row) == len(header), row
+        assert row[2] == f"{figures[row[0]]['train_img_s']:.1f}"
+        assert row[1].startswith(figures[row[0]]["precision"])
+    assert rows[0][3] == "1.00x"
+    assert rows[1][3] == f"{figures['fast']['train_img_s_vs_seed']:.2f}x"
+    assert figures["device"] and figures["rounds"] == 1
 
 
 def test_rounds_report_medians_and_same_round_ratios():

@@ -138,17 +138,42 @@ def test_compile_failure_falls_back_to_eager(monkeypatch, caplog):
 
 
 def test_training_with_the_cache_and_batched_augmentation(capsys, tiny_train, tiny_retrieval,
-                                                          tmp_path):
+                                                          tmp_path, monkeypatch):
     from vpr.cli import main as vpr_main
+    from vpr.training import pipeline as pipeline_module
 
+    caches = []
+
+    class CountingCache(CachedReader):
+        """The real cache, counting what it serves and what it had to decode."""
+
+        def __init__(self, paths, reader, *args, **kwargs):
+            self.served = self.decoded = 0
+
+            def decode(path):
+                self.decoded += 1
+                return reader(path)
+
+            super().__init__(paths, decode, *args, **kwargs)
+            caches.append(self)
+
+        def __call__(self, path):
+            self.served += 1
+            return super().__call__(path)
+
+    monkeypatch.setattr(pipeline_module, "CachedReader", CountingCache)
     code = vpr_main(["train", "--train_path", str(tiny_train), "--val_path", str(tiny_retrieval),
                      "--log_dir", str(tmp_path), "--exp_name", "cached", "--image_size", "32",
-                     "--pretrained", "none", "--num_workers", "1", "--no_progress_bar",
-                     "--batch_size", "2", "--img_per_place", "2", "--max_epochs", "1",
+                     "--pretrained", "none", "--num_workers", "0", "--no-progress_bar",
+                     "--batch_size", "2", "--img_per_place", "2", "--max_epochs", "3",
                      "--cache_images", "--randaugment_ops", "3", "--descriptors_dim", "16"])
     assert code == 0, capsys.readouterr().err
-    log = (tmp_path / "lightning_logs" / "cached" / "info.log").read_text()
-    assert "Input pipeline: fast" in log and "image cache True" in log
+    [cache] = caches
+    # 5 places x 2 images a step, 3 epochs: 30 reads; at most the 20 distinct images of the
+    # 5 places were decoded, the rest came from the cache.
+    assert cache.served == 30
+    assert cache.decoded <= 20 and cache.decoded < cache.served
+    assert int(cache.filled.sum()) == cache.decoded
 
 
 def test_fast_training_set_skips_and_counts_a_truncated_image(tiny_train):

@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 import torch
 import torchvision
-from torch import nn
 
 from vpr.models.aggregators import (
     AGGREGATORS,
@@ -155,7 +154,7 @@ def test_build_model_default_cut_and_options_not_mutated() -> None:
         pretrained="none",
         agg_options=options,
     )
-    assert isinstance(model, VPRModel)
+    assert isinstance(model.aggregator, ConvGeM)  # "convgem" found by exact name
     assert options == {"conv_channels": 8}
     assert model.backbone.cut_after == "layer4"
     assert model(torch.rand(2, 3, 64, 64)).shape == (2, 16)
@@ -232,6 +231,6 @@ def test_vpr_model_chains_backbone_and_aggregator() -> None:
     backbone = build_backbone("resnet18", pretrained="none", cut_after="layer3")
     aggregator = build_aggregator("GeM", backbone.out_channels, backbone.feature_size((64, 64)))
     model = VPRModel(backbone, aggregator)
-    assert isinstance(model.aggregator, nn.Module)
+    assert model.backbone is backbone and model.aggregator is aggregator
     assert model.descriptors_dim == 256
     assert model(torch.rand(2, 3, 64, 64)).shape == (2, 256)

@@ -11,6 +11,8 @@ import zipfile
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
+from vpr.data.images import IMAGE_EXTENSIONS
+
 DRIVE_IDS: dict[str, str] = {
     "gsv_xs": "1q7usSe9_5xV5zTfN-1In4DlmF5ReyU_A",
     "sf_xs": "1tQqEyt3go3vMh4fj_LZrRcahoTbzzH-y",
@@ -22,7 +24,6 @@ LAYOUT: dict[str, tuple[str, ...]] = {
     "sf_xs": ("val/database", "val/queries", "test/database", "test/queries"),
     "tokyo_xs": ("test/database", "test/queries"),
 }
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 
 # fetch(name, destination) downloads the archive of dataset `name` to `destination`.
 Fetcher = Callable[[str, Path], Path]
@@ -83,7 +84,7 @@ def layout_problems(folder: Path, name: str) -> list[str]:
         path = folder / part
         if not path.is_dir():
             problems.append(f"{path} is missing")
-        elif not any(p.suffix.lower() in IMAGE_SUFFIXES for p in path.rglob("*")):
+        elif not any(p.suffix.lower() in IMAGE_EXTENSIONS for p in path.rglob("*")):
             problems.append(f"{path} holds no images")
     return problems
 

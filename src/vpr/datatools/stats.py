@@ -8,7 +8,6 @@ canvas: no pyplot, so no global backend is changed for the rest of the process.
 from __future__ import annotations
 
 import csv
-import json
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ from vpr.data.datasets import positives_within
 from vpr.data.geotag import GeoTag, GeoTagError, parse_filename
 from vpr.data.images import BadImageError, open_rgb
 from vpr.datatools.check import dataset_parts, detect_kind
+from vpr.utils.atomic import write_json_atomic
 
 # The files written, by key; the docs and tests refer to these names.
 OUTPUT_FILES = {
@@ -292,7 +292,7 @@ def write_stats(
         **{part: extents([e for e in entries if e.part == part]) for part in parts
            if len(parts) > 1},
     }
-    files["extents"].write_text(json.dumps(report, indent=2) + "\n")
+    write_json_atomic(files["extents"], report)
     write_scatter(entries, kind, files["scatter"])
     write_sample_sheet(title, sample, files["sample_sheet"])
     return files

@@ -60,11 +60,3 @@ class GeoFrame:
         east, north = self.to_utm(x, y)
         latitude, longitude = utm.to_latlon(east, north, self.zone_number, self.zone_letter)
         return float(latitude), float(longitude)
-
-
-def city_centre(name: str) -> tuple[float, float]:
-    """The (latitude, longitude) of a training or test city."""
-    centres = {**TRAIN_CITY_CENTRES, **TEST_CITY_CENTRES}
-    if name not in centres:
-        raise ValueError(f"unknown city {name!r}; known: {', '.join(sorted(centres))}")
-    return centres[name]

@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -26,6 +25,7 @@ from vpr.synthetic.plan import POSITIVE_RADIUS, ImageSpec, plan_all, train_citie
 from vpr.synthetic.postprocess import develop, encode_jpeg
 from vpr.synthetic.presets import get_preset
 from vpr.synthetic.render import render
+from vpr.utils.atomic import write_json_atomic
 
 GENERATOR_VERSION = 1
 MANIFEST = "manifest.json"
@@ -112,12 +112,6 @@ def read_manifest(out: Path) -> dict | None:
         return None
 
 
-def _write_json(path: Path, data: dict) -> None:
-    temporary = path.with_suffix(".tmp")
-    temporary.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(temporary, path)
-
-
 def _is_complete(out: Path, manifest: dict) -> bool:
     if not manifest.get("complete"):
         return False
@@ -199,7 +193,7 @@ def generate_city(
                     "time": "day|sunset|night: the text after the last '_' of the note",
                 }}
     out.mkdir(parents=True, exist_ok=True)
-    _write_json(out / MANIFEST, manifest)
+    write_json_atomic(out / MANIFEST, manifest)
     for folder in sorted({spec.relative_path.rsplit("/", 1)[0] for spec in specs}):
         (out / folder).mkdir(parents=True, exist_ok=True)
     rendered = _rendered(specs, size, seed, max(1, workers))
@@ -208,7 +202,7 @@ def generate_city(
     for spec, data in bar:
         (out / spec.relative_path).write_bytes(data)
     manifest["complete"] = True
-    _write_json(out / MANIFEST, manifest)
+    write_json_atomic(out / MANIFEST, manifest)
     if progress:
         elapsed = time.perf_counter() - start
         print(f"Wrote {len(specs)} images to {out} in {elapsed:.0f} s")
