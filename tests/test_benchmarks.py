@@ -187,3 +187,11 @@ def test_published_models_wait_for_their_loader(world, tmp_path: Path, capsys):
     assert main(["benchmark", "--model", "salad", "--weights", str(weights), "--data",
                  f"st_lucia={world['st_lucia']}", "--out", str(tmp_path / "t")]) == 2
     assert "not available yet" in capsys.readouterr().err
+
+
+def test_download_of_a_benchmark_says_where_to_get_it(capsys):
+    assert main(["download", "pitts30k_test"]) == 2
+    error = capsys.readouterr().err
+    assert "needs a request form" in error and "vpr data convert pitts30k_test" in error
+    assert main(["download", "nordland"]) == 2
+    assert "not fetched automatically" in capsys.readouterr().err
