@@ -36,13 +36,16 @@ def _cell(names: list[str]) -> np.ndarray:
 
 
 def _db_struct(path: Path, database: list[str], database_utm: list[tuple[float, float]],
-               queries: list[str], query_utm: list[tuple[float, float]]) -> None:
+               queries: list[str], query_utm: list[tuple[float, float]],
+               suffix: str = "Fns") -> None:
+    """A NetVLAD dbStruct; ``suffix`` "Fns" spells the path fields as NetVLAD's MATLAB code
+    (dbImageFns, qImageFns), "" as the Python loaders (dbImage, qImage)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     savemat(path, {"dbStruct": {
         "whichSet": "test",
-        "dbImage": _cell(database),
+        f"dbImage{suffix}": _cell(database),
         "utmDb": np.array(database_utm, dtype=np.float64).T,  # 2 x N, as NetVLAD stores it
-        "qImage": _cell(queries),
+        f"qImage{suffix}": _cell(queries),
         "utmQ": np.array(query_utm, dtype=np.float64).T,
         "numImages": float(len(database)),
         "numQueries": float(len(queries)),
@@ -71,7 +74,7 @@ def pitts_raw(tmp_path: Path) -> Path:
     for seed, name in enumerate(queries):
         _jpg(raw / "queries_real" / name, 10 + seed)
     _db_struct(raw / "datasets" / "pitts30k_test.mat", database, database_utm, queries,
-               query_utm)
+               query_utm, suffix="")
     return raw
 
 
@@ -116,6 +119,18 @@ def test_conversion_resumes_checks_and_copies(pitts_raw: Path, tmp_path: Path):
     assert copied.linked_by == {"copies": 5}
     first = list_images(tmp_path / "copy" / "database")[0]
     assert first.stat().st_nlink == 1
+
+
+def test_a_dbstruct_without_path_fields_is_named(tmp_path: Path):
+    from vpr.datatools.convert.dbstruct import read_db_struct
+
+    path = tmp_path / "bad.mat"
+    savemat(path, {"dbStruct": {"whichSet": "test", "utmDb": np.zeros((2, 1))}})
+    with pytest.raises(ConvertError, match="lacks dbImageFns or dbImage"):
+        read_db_struct(path)
+    savemat(path, {"other": np.zeros(2)})
+    with pytest.raises(ConvertError, match="no 'dbStruct'"):
+        read_db_struct(path)
 
 
 def test_missing_raw_files_name_what_was_expected(pitts_raw: Path, tmp_path: Path):

@@ -1,9 +1,11 @@
 """Reading the ``dbStruct`` ``.mat`` files of NetVLAD (Pittsburgh 30k/250k, Tokyo 24/7).
 
 Relja Arandjelovic's NetVLAD code stores each split as a MATLAB struct ``dbStruct`` with the
-fields ``whichSet``, ``dbImage`` (database paths), ``utmDb`` (2 x N UTM east/north),
-``qImage``, ``utmQ`` (2 x Q), ``numImages``, ``numQueries``, ``posDistThr`` (25 m),
-``posDistSqThr`` and ``nonTrivPosDistSqThr``. Fields are read by name, not position.
+fields ``whichSet``, the database paths (``dbImageFns`` in NetVLAD's MATLAB ``dbBase``;
+Python loaders call it ``dbImage``), ``utmDb`` (2 x N UTM east/north), the query paths
+(``qImageFns`` / ``qImage``), ``utmQ`` (2 x Q), ``numImages``, ``numQueries``,
+``posDistThr`` (25 m), ``posDistSqThr`` and ``nonTrivPosDistSqThr``. Fields are read by
+name (either spelling), not by position.
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ import numpy as np
 
 from vpr.datatools.convert.plan import ConvertError
 
-REQUIRED_FIELDS = ("dbImage", "utmDb", "qImage", "utmQ")
+# Each needed field and the spellings it is found under.
+FIELD_SPELLINGS = {"dbImage": ("dbImageFns", "dbImage"), "utmDb": ("utmDb",),
+                   "qImage": ("qImageFns", "qImage"), "utmQ": ("utmQ",)}
 
 
 @dataclass(frozen=True)
@@ -77,14 +81,16 @@ def read_db_struct(path: str | Path) -> DbStruct:
         raise ConvertError(f"{path}: no 'dbStruct' variable; expected a NetVLAD dataset file")
     struct = np.asarray(mat["dbStruct"]).ravel()[0]
     names = struct.dtype.names or ()
-    missing = [name for name in REQUIRED_FIELDS if name not in names]
+    found = {field: next((name for name in spellings if name in names), None)
+             for field, spellings in FIELD_SPELLINGS.items()}
+    missing = [" or ".join(FIELD_SPELLINGS[field]) for field, name in found.items() if not name]
     if missing:
         raise ConvertError(
-            f"{path}: dbStruct lacks {', '.join(missing)}; expected the fields "
-            f"{', '.join(REQUIRED_FIELDS)} (NetVLAD layout)"
+            f"{path}: dbStruct lacks {', '.join(missing)}; it has {', '.join(names)} "
+            "(expected the NetVLAD layout)"
         )
-    database = _strings(struct["dbImage"])
-    queries = _strings(struct["qImage"])
+    database = _strings(struct[found["dbImage"]])
+    queries = _strings(struct[found["qImage"]])
     which = _strings(struct["whichSet"])[0] if "whichSet" in names else ""
     return DbStruct(
         which_set=which,
