@@ -307,3 +307,20 @@ def test_every_converter_has_a_manifest():
     assert set(CONVERTERS) <= set(list_manifests())
     for name in CONVERTERS:
         assert load_manifest(name).converter == name
+
+
+def test_symlinks_where_hard_links_cannot_be_made(pitts_raw: Path, tmp_path: Path,
+                                                  monkeypatch):
+    import errno
+
+    def cross_device(source, destination):
+        raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+    monkeypatch.setattr(os, "link", cross_device)
+    out = tmp_path / "linked"
+    report = convert_dataset("pitts30k_test", pitts_raw, out, progress=False)
+    assert report.linked_by == {"symlinks": 5}
+    first = list_images(out / "database")[0]
+    assert first.is_symlink() and first.resolve().is_relative_to(pitts_raw.resolve())
+    again = convert_dataset("pitts30k_test", pitts_raw, out, progress=False)
+    assert again.already_there == 5

@@ -122,11 +122,14 @@ def run_benchmark(
     for name in names:
         manifest, check = manifests[name], usable[name]
         sizes: dict[str, list[int] | str] = {}
+        # Listed and checked once per benchmark (every image is opened); only the resize
+        # differs between models.
+        dataset = RetrievalSet(check.root, None,
+                               positive_dist_threshold=manifest.positive_dist_threshold)
         for model in models:
             size = model.image_size if image_size_from == "model" else manifest.image_size
             sizes[model.label] = list(size) if size else "native"
-            dataset = RetrievalSet(check.root, eval_transform(size),
-                                   positive_dist_threshold=manifest.positive_dist_threshold)
+            dataset.transform = eval_transform(size)
             descriptors = descriptors_for(
                 model, dataset,
                 _cache_path(cache, model, check, size) if cache is not None else None,
