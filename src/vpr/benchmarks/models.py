@@ -8,6 +8,7 @@ from pathlib import Path
 
 from torch import nn
 
+from vpr.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from vpr.training.checkpoints import CheckpointError
 
 
@@ -20,12 +21,16 @@ class BenchmarkModel:
         module: maps (B,3,H,W) normalised images to (B,D) descriptors.
         identity: a hash of the weights file (and model name): descriptors are cached under it.
         image_size: (H, W) the model was trained or published at; None keeps native sizes.
+        mean: the normalisation mean its inputs need (RGB, 0-1 scale).
+        std: the normalisation standard deviation.
     """
 
     label: str
     module: nn.Module
     identity: str
     image_size: tuple[int, int] | None
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
 
 
 def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
@@ -59,27 +64,30 @@ def load_checkpoint_model(path: str | Path) -> BenchmarkModel:
 def load_published_model(name: str, weights: str | Path) -> BenchmarkModel:
     """A named published model with its authors' weights (`vpr.models.pretrained`).
 
-    This is the one adapter to the published-model loader, which lands separately.
+    The one adapter to the published-model loader (``load_published(name, weights)`` ->
+    ``(model, preprocessing)``): the table uses the model's own size and normalisation.
 
     Raises:
-        CheckpointError: the loader is not available in this version, or the weights do
-            not fit the named model.
+        CheckpointError: the loader is not available in this version of vpr.
     """
     try:
-        from vpr.models.pretrained import load_published  # type: ignore[attr-defined]
+        from vpr.models.pretrained.load import load_published
     except ImportError:
         raise CheckpointError(
             f"--model {name}: published models are not available yet in this version of vpr "
-            "(vpr.models.pretrained has no loader); benchmark your own checkpoints with "
-            "--ckpt_path"
+            "(no vpr.models.pretrained.load); benchmark your own checkpoints with --ckpt_path"
         ) from None
-    if not Path(weights).is_file():
-        raise CheckpointError(f"{weights}: weights file of --model {name} not found")
-    module, spec = load_published(name, weights)
-    size = getattr(spec, "image_size", None)
-    return BenchmarkModel(label=name, module=module,
-                          identity=f"{name}-{file_sha256(weights)}",
-                          image_size=tuple(size) if size else None)
+    module, preprocessing = load_published(name, weights)
+    path = Path(weights)
+    if not path.is_file():  # an hf:ORG/REPO spec: hash the file it resolved to
+        from vpr.models.pretrained.hub import resolve_weights
+
+        path = Path(resolve_weights(str(weights)))
+    size = getattr(preprocessing, "image_size", None)
+    return BenchmarkModel(label=name, module=module, identity=f"{name}-{file_sha256(path)}",
+                          image_size=tuple(size) if size else None,
+                          mean=tuple(getattr(preprocessing, "mean", IMAGENET_MEAN)),
+                          std=tuple(getattr(preprocessing, "std", IMAGENET_STD)))
 
 
 def unique_labels(models: list[BenchmarkModel]) -> None:

@@ -12,13 +12,14 @@ import logging
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from vpr.benchmarks.check import DatasetCheck, check_against_manifest
 from vpr.benchmarks.manifest import Manifest, load_manifest
 from vpr.benchmarks.models import BenchmarkModel
 from vpr.benchmarks.table import BenchmarkTable
 from vpr.data.datasets import RetrievalSet
-from vpr.data.transforms import eval_transform
+from vpr.data.transforms import IMAGENET_MEAN, IMAGENET_STD, eval_transform
 from vpr.eval.extract import extract_descriptors
 from vpr.eval.metrics import recall_at_n
 from vpr.eval.search import search
@@ -53,6 +54,17 @@ def check_datasets(data: dict[str, Path], allow_partial: bool
         )
     usable = {name: check for name, check in checks.items() if check.ok}
     return manifests, usable, problems
+
+
+def model_transform(model: BenchmarkModel, size: tuple[int, int] | None):
+    """The evaluation transform at ``size`` with the model's own normalisation."""
+    if (tuple(model.mean), tuple(model.std)) == (IMAGENET_MEAN, IMAGENET_STD):
+        return eval_transform(size)
+    from torchvision.transforms import v2
+
+    resize = [] if size is None else [v2.Resize(size, antialias=True)]
+    return v2.Compose([v2.ToImage(), *resize, v2.ToDtype(torch.float32, scale=True),
+                       v2.Normalize(model.mean, model.std)])
 
 
 def _cache_path(cache_dir: Path, model: BenchmarkModel, check: DatasetCheck,
@@ -129,7 +141,7 @@ def run_benchmark(
         for model in models:
             size = model.image_size if image_size_from == "model" else manifest.image_size
             sizes[model.label] = list(size) if size else "native"
-            dataset.transform = eval_transform(size)
+            dataset.transform = model_transform(model, size)
             descriptors = descriptors_for(
                 model, dataset,
                 _cache_path(cache, model, check, size) if cache is not None else None,
