@@ -169,7 +169,11 @@ def test_check_finds_missing_files_and_ground_truth(world, tmp_path: Path):
     shutil.copytree(world["nordland"], copy)
     manifest = load_manifest("nordland")
     assert check_against_manifest(manifest, copy).ok
-    list_images(copy / "queries")[0].unlink()
+    first = list_images(copy / "queries")[0]
+    renamed = first.with_name(first.name.replace("@winter@", "@renamed@"))
+    first.rename(renamed)
+    assert "renamed or replaced" in " ".join(check_against_manifest(manifest, copy).problems)
+    renamed.unlink()
     (copy / "ground_truth.json").unlink()
     problems = " ".join(check_against_manifest(manifest, copy).problems)
     assert f"{FRAMES - 1} queries now, {FRAMES} when converted" in problems

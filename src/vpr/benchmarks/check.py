@@ -58,11 +58,17 @@ def check_against_manifest(manifest: Manifest, root: str | Path) -> DatasetCheck
         if info.get("protocol") != manifest.name:
             check.problems.append(f"{root} was converted for {info.get('protocol')!r}, "
                                   f"not {manifest.name!r}")
+        changed = False
         for what, found, key in (("database images", len(database), "database_num"),
                                  ("queries", len(queries), "queries_num")):
             if info.get(key) is not None and found != info[key]:
+                changed = True
                 check.problems.append(f"{root}: {found} {what} now, {info[key]} when converted "
                                       "(files missing or added since)")
+        recorded = info.get("file_list_sha256")
+        if not changed and recorded and recorded != check.file_list_sha256:
+            check.problems.append(f"{root}: its files were renamed or replaced since the "
+                                  "conversion (file list sha256 differs); convert again")
     if manifest.needs_ground_truth_file and not (root / GROUND_TRUTH_FILE).is_file():
         check.problems.append(f"{root}: no {GROUND_TRUTH_FILE}; {manifest.name} positives are "
                               f"{manifest.describe_positives()}, written by `vpr data convert "
