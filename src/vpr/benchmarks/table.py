@@ -38,7 +38,8 @@ class BenchmarkTable:
             info = self.protocols.get(name, {})
             sizes = sorted({"x".join(map(str, size)) if isinstance(size, list) else str(size)
                             for size in (info.get("image_size") or {}).values()})
-            lines.append(f"- {name}: {info.get('database_num')} database, "
+            lines.append(f"- {name} ({info.get('title', name)}): {info.get('database_num')} "
+                         "database, "
                          f"{info.get('queries_num')} queries, positives "
                          f"{info.get('positives')}, images {', '.join(sizes) or 'native'}"
                          f", file list sha256 {str(info.get('file_list_sha256', ''))[:12]}")
