@@ -116,8 +116,6 @@ def _add_import(actions) -> None:
 
 
 def _add_convert(actions) -> None:
-    from vpr.datatools.convert import CONVERTERS
-
     parser = actions.add_parser(
         "convert", help="convert a standard benchmark's raw download into a test set folder",
         description="Convert the raw download of a standard benchmark (Pittsburgh, Tokyo 24/7, "
@@ -127,8 +125,10 @@ def _add_convert(actions) -> None:
                     "hard-linked (symlinked across filesystems; --copy copies). A rerun skips "
                     "and checks what is already there. See docs/DATA.md for each raw layout.",
     )
-    parser.add_argument("name", choices=sorted(CONVERTERS), metavar="NAME",
-                        help=f"the benchmark protocol: {', '.join(sorted(CONVERTERS))}")
+    # No import of the converters here: building the parser must stay cheap (no torch).
+    parser.add_argument("name", metavar="NAME",
+                        help="the benchmark protocol, e.g. pitts30k_test, tokyo247, "
+                             "msls_val_740, nordland (all: vpr benchmark --list)")
     parser.add_argument("raw", type=Path, metavar="RAW_DIR", help="the raw download (only read)")
     parser.add_argument("--out", type=Path, required=True, help="the test set folder to write")
     parser.add_argument("--copy", action="store_true",
