@@ -60,7 +60,11 @@ class TrainDataConfig:
 
     train_path: str | None = option(
         None, "training set: folder tree of @-named images, one place id per note field "
-              "(GSV-XS layout)")
+              "(GSV-XS layout), or a GSV-Cities folder")
+    train_format: str = option(
+        "auto", "training set layout: gsv_xs (@-named images, place id in the note) or "
+                "gsv_cities (Dataframes/<City>.csv + Images/<City>/); auto detects GSV-Cities "
+                "by its Dataframes/ folder", choices=("auto", "gsv_xs", "gsv_cities"))
     val_path: str | None = option(None, "validation set folder with database/ and queries/")
     batch_size: int = option(
         64, "places per training batch (P); one batch is P x img_per_place images",

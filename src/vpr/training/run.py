@@ -263,7 +263,8 @@ def train(settings: Mapping[str, Any] | TrainConfig | None = None,
     # Build every dataset before any long work: bad input fails here, in seconds.
     train_set = _pipeline(config).train_set(
         train_path, img_per_place=config.img_per_place,
-        min_img_per_place=config.min_img_per_place)
+        min_img_per_place=config.min_img_per_place,
+        train_format=config.train_format)
     val_set = _retrieval_set(val_path, config)
     test_sets = [_retrieval_set(path, config) for path in (config.test_path or [])]
     module = VPRModule(config.module_config(), vpr_version=vpr.__version__)
