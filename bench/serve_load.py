@@ -16,7 +16,7 @@ With --big_uploads, every request sends the same maximum-size photo instead: a 1
 PNG of about --big_megapixels (just under the server's pixel cap), and the server's peak
 resident memory (VmHWM of /proc/PID/status) is reported before and after the load:
 
-    python bench/serve_load.py --big_uploads --requests 16 --concurrency 16
+    python bench/serve_load.py --big_uploads --model_size 224x224 --requests 8 --concurrency 8
 """
 
 from __future__ import annotations
@@ -50,14 +50,18 @@ def parse_size(text: str) -> tuple[int, int]:
     return int(width), int(height or width)
 
 
-def save_untrained_checkpoint(path: Path, seed: int = 0) -> Path:
-    """An untrained ResNet-18 + ConvAP checkpoint (no download: no pretrained weights)."""
+def save_untrained_checkpoint(path: Path, seed: int = 0,
+                              image_size: tuple[int, int] | None = None) -> Path:
+    """An untrained ResNet-18 + ConvAP checkpoint (no download: no pretrained weights).
+
+    ``image_size`` is (height, width) of the model's input; None: native-size images.
+    """
     import lightning
 
     from vpr.training.module import VPRModule
 
     lightning.seed_everything(seed, verbose=False)
-    module = VPRModule(pretrained="none")
+    module = VPRModule(pretrained="none", image_size=image_size)
     trainer = lightning.Trainer(max_epochs=0, logger=False, enable_checkpointing=False,
                                 enable_progress_bar=False, enable_model_summary=False)
     trainer.strategy.connect(module)
@@ -66,7 +70,8 @@ def save_untrained_checkpoint(path: Path, seed: int = 0) -> Path:
 
 
 def prepare_index(workdir: Path, image_size: tuple[int, int], ckpt: Path | None = None,
-                  seed: int = 0) -> tuple[Path, list[Path]]:
+                  seed: int = 0, model_size: tuple[int, int] | None = None
+                  ) -> tuple[Path, list[Path]]:
     """The synthetic city, a checkpoint and its index in ``workdir`` (made once, then reused).
 
     Returns:
@@ -81,13 +86,14 @@ def prepare_index(workdir: Path, image_size: tuple[int, int], ckpt: Path | None 
     print(f"Synthetic city in {city} (made once, about a minute)...", flush=True)
     generate_city(city, preset="tiny", seed=seed, image_size=image_size, progress=False)
     if ckpt is None:
-        ckpt = workdir / "untrained.ckpt"
+        suffix = f"_{model_size[0]}x{model_size[1]}" if model_size else ""
+        ckpt = workdir / f"untrained{suffix}.ckpt"
         if not ckpt.is_file():
-            save_untrained_checkpoint(ckpt, seed)
+            save_untrained_checkpoint(ckpt, seed, model_size)
     images = list_images(city)
     database = [path for path in images if "queries" not in path.parts]
     queries = [path for path in images if "queries" in path.parts]
-    index_path = workdir / f"index_{city.name}"
+    index_path = workdir / f"index_{city.name}_{ckpt.stem}"
     try:
         index = LocationIndex.load(index_path)
         fresh = index.meta["model"]["sha256"] == sha256_of(ckpt) and len(index) == len(database)
@@ -238,13 +244,18 @@ def main() -> None:
     parser.add_argument("--big_megapixels", type=float, default=39.9,
                         help="--big_uploads: the PNG's size, in megapixels (default: 39.9, "
                              "under the default --max_pixels of 40 M)")
+    parser.add_argument("--model_size", type=parse_size, default=None, metavar="WxH",
+                        help="input size of the untrained model (default: native-size "
+                             "images; give one for --big_uploads, as vpr trains models)")
     parser.add_argument("--serve_args", default="",
                         help="more `vpr serve` options, e.g. '--max_decodes 4'")
     args = parser.parse_args()
 
     if args.index is None:
         args.workdir.mkdir(parents=True, exist_ok=True)
-        index, queries = prepare_index(args.workdir, args.image_size, args.ckpt)
+        model_size = args.model_size[::-1] if args.model_size else None  # (height, width)
+        index, queries = prepare_index(args.workdir, args.image_size, args.ckpt,
+                                       model_size=model_size)
     else:
         index, queries = args.index, []
     paths = args.photos or queries
