@@ -164,6 +164,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         yield
+        decoder.close()
         locator.close()
 
     app = FastAPI(
@@ -229,7 +230,7 @@ def create_app(
         if len(data) > max_upload_bytes:
             raise UploadError(413, f"upload too large: the limit is {max_upload_mb:g} MB")
         await file.close()
-        data, _ = await run_in_threadpool(decoder.prepare, data)
+        data, _ = await decoder.prepare_async(data)
         count = top_k_form or top_k_query or top_k
         results = await run_in_threadpool(locator.locate, data, name, count)
         # Returned as is, not re-validated by response_model: the `to_dict()` of the CLI.

@@ -3,7 +3,10 @@
 A 40-megapixel upload decodes to 160 MB of RGBA; sixteen of them at once would take
 gigabytes. So:
 
-- at most ``max_decodes`` uploads are decoded at once (a semaphore); others wait;
+- at most ``max_decodes`` uploads are decoded at once (a semaphore); others wait. The
+  service decodes on its own ``max_decodes`` threads rather than the request threadpool:
+  each thread's malloc arena keeps the peak it reached, so decoding on any of the pool's
+  40 threads would let memory grow with the number of threads that ever decoded;
 - an image over ``max_pixels`` is refused from its header, before it is decoded;
 - a JPEG much larger than the model's input is decoded at 1/2, 1/4 or 1/8 scale (libjpeg
   scales in the DCT: Pillow's draft mode), and any decoded image still over twice the
@@ -17,8 +20,10 @@ result is exactly that of `vpr locate` on the same file.
 
 from __future__ import annotations
 
+import asyncio
 import io
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 from PIL import Image, UnidentifiedImageError
 
@@ -51,6 +56,16 @@ class UploadDecoder:
         self.max_pixels = max_pixels
         self.max_decodes = max_decodes
         self._slots = threading.BoundedSemaphore(max_decodes)
+        self._threads = ThreadPoolExecutor(max_decodes, thread_name_prefix="vpr-decode")
+
+    async def prepare_async(self, data: bytes) -> tuple[bytes, str]:
+        """`prepare` on one of the decoder's own threads (for the event loop)."""
+        return await asyncio.get_running_loop().run_in_executor(self._threads, self.prepare,
+                                                                data)
+
+    def close(self) -> None:
+        """Stops the decoding threads."""
+        self._threads.shutdown(wait=False, cancel_futures=True)
 
     def _keep_size(self) -> tuple[int, int] | None:
         """(width, height) an image may keep: KEEP_FACTOR times the model's input."""
