@@ -18,6 +18,14 @@ def _add_extraction_options(parser: argparse.ArgumentParser) -> None:
                         help="32, 16-mixed, bf16-mixed or auto (default: auto = bf16 where the "
                              "GPU or CPU computes it natively, else 32)")
     parser.add_argument("--no_progress_bar", action="store_true", help="disable progress bars")
+    add_lock_options(parser)
+
+
+def add_lock_options(parser: argparse.ArgumentParser) -> None:
+    """Options of commands that write an index: how long to wait for another writer."""
+    parser.add_argument("--lock_timeout", type=float, default=600.0,
+                        help="seconds to wait while another process writes the same index, "
+                             "then give up naming its pid (default: 600)")
 
 
 def add_parser(subparsers) -> None:
@@ -87,6 +95,7 @@ def run(args: argparse.Namespace) -> int:
             batch_size=args.batch_size, num_workers=args.num_workers, device=args.device,
             precision=args.precision, overwrite=args.overwrite,
             progress=not args.no_progress_bar, index_options=options,
+            lock_timeout=args.lock_timeout,
         )
         print(f"Built {index}")
         return 0
@@ -94,7 +103,8 @@ def run(args: argparse.Namespace) -> int:
     if command == "add":
         added = index.add(args.images, ckpt_path=args.ckpt_path, batch_size=args.batch_size,
                           num_workers=args.num_workers, device=args.device,
-                          precision=args.precision, progress=not args.no_progress_bar)
+                          precision=args.precision, progress=not args.no_progress_bar,
+                          lock_timeout=args.lock_timeout)
         print(f"Added {added} images: {index}")
         return 0
     model = index.meta["model"]
