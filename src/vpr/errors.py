@@ -4,12 +4,14 @@ from vpr.data.geotag import GeoTagError
 from vpr.data.images import BadImageError
 from vpr.training.checkpoints import CheckpointError
 from vpr.training.run import RunError
+from vpr.utils.disk import DiskError
 
 USER_ERRORS: tuple[type[BaseException], ...] = (
     GeoTagError,
     BadImageError,
     CheckpointError,
     RunError,
+    DiskError,
     FileNotFoundError,
     NotADirectoryError,
     ValueError,

@@ -1,0 +1,190 @@
+"""Training reliability: atomic checkpoints on any file system, disk faults, options and
+values checked before work, a failed start that frees its name, Ctrl-C that says how to
+resume. Real mounts (tmpfs, read-only), real processes, real signals."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import write_image
+
+from vpr.cli import main as vpr_main
+
+FLAGS = ["--image_size", "32", "--pretrained", "none", "--batch_size", "2",
+         "--img_per_place", "2", "--min_img_per_place", "2", "--num_workers", "0",
+         "--descriptors_dim", "16", "--no_progress_bar", "--accelerator", "cpu", "--seed", "3"]
+
+
+def _mount(folder: Path, options: str) -> None:
+    """Mounts a tmpfs at ``folder`` or skips the test, saying why."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+
+
+@pytest.fixture
+def mounts():
+    """Mounts tmpfs folders on demand; unmounts them after the test."""
+    mounted: list[Path] = []
+
+    def mount(folder: Path, options: str) -> Path:
+        _mount(folder, options)
+        mounted.append(folder)
+        return folder
+
+    yield mount
+    for folder in reversed(mounted):
+        subprocess.run(["umount", "-l", str(folder)], capture_output=True)
+
+
+def _train_args(train: Path, test: Path, logs: Path, name: str, *extra: str) -> list[str]:
+    return ["train", "--train_path", str(train), "--val_path", str(test), "--log_dir",
+            str(logs), "--exp_name", name, *FLAGS, *extra]
+
+
+def _one_line_error(capsys) -> str:
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("vpr: error: ") and "\n" not in err and "Traceback" not in err, err
+    return err
+
+
+# ---- 1. checkpoints are atomic wherever --log_dir lives -------------------------------------
+
+_SAVER = """
+import sys, torch, argparse
+from vpr.training.run import _trainer
+from vpr.cli import build_parser
+args = build_parser().parse_args(["train", "--accelerator", "cpu", "--no_progress_bar"])
+io = _trainer(args, logger=False).strategy.checkpoint_io
+n = 0
+while True:
+    n += 1
+    io.save_checkpoint({"n": n, "w": torch.full((3_000_000,), float(n))}, sys.argv[1])
+    print(n, flush=True)
+"""
+
+
+def test_a_kill_at_any_instant_keeps_a_whole_checkpoint_across_file_systems(tmp_path, mounts):
+    # $TMPDIR (here tmp_path) and the log dir are on different file systems.
+    logs = mounts(tmp_path / "logs", "size=64m")
+    target = logs / "last.ckpt"
+    env = dict(os.environ, TMPDIR=str(tmp_path))
+    rng = random.Random(0)
+    for _ in range(4):
+        process = subprocess.Popen([sys.executable, "-c", _SAVER, str(target)], env=env,
+                                   stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        assert process.stdout.readline().strip() == "1", "the first save did not finish"
+        time.sleep(rng.uniform(0.0, 0.15))  # a random instant, often inside a save
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        stored = torch.load(target, weights_only=True)  # whole: it loads, with its values
+        assert stored["w"].shape == (3_000_000,) and bool((stored["w"] == stored["n"]).all())
+    # A SIGKILL may leave our temporary file beside the target, never anything else.
+    assert all(p.name.startswith(".last.ckpt.") for p in logs.iterdir() if p != target)
+
+
+def test_a_full_disk_keeps_the_previous_checkpoint_and_says_so(tmp_path, mounts):
+    from vpr.training.checkpoint_io import AtomicCheckpointIO
+    from vpr.utils.disk import DiskError
+
+    folder = mounts(tmp_path / "small", "size=1m")
+    target = folder / "last.ckpt"
+    io = AtomicCheckpointIO()
+    io.save_checkpoint({"w": torch.ones(50_000)}, target)  # 200 kB: fits
+    with pytest.raises(DiskError) as raised:
+        io.save_checkpoint({"w": torch.zeros(400_000)}, target)  # 1.6 MB: does not
+    message = str(raised.value)
+    assert "\n" not in message and str(folder) in message and "MB" in message
+    assert "needs 1.6 MB" in message
+    assert bool((torch.load(target, weights_only=True)["w"] == 1).all())
+    assert [p.name for p in folder.iterdir()] == ["last.ckpt"]
+
+
+# ---- 6. a failed start does not claim its name ----------------------------------------------
+
+@pytest.mark.parametrize("bad", [["--batch_size", "-4"], ["--lr", "-1"], ["--max_epochs", "0"]])
+def test_invalid_values_are_refused_before_the_run_folder_is_made(bad, tiny_train,
+                                                                  tiny_retrieval, tmp_path,
+                                                                  capsys):
+    logs = tmp_path / "logs"
+    code = vpr_main(_train_args(tiny_train, tiny_retrieval, logs, "run", "--max_epochs", "1",
+                                *bad))
+    assert code == 2
+    assert f"--{bad[0].lstrip('-')} {bad[1]}" in _one_line_error(capsys)
+    assert not (logs / "lightning_logs" / "run").exists()
+    if bad[0] == "--batch_size":  # the corrected command runs under the same name
+        assert vpr_main(_train_args(tiny_train, tiny_retrieval, logs, "run", "--max_epochs",
+                                    "1")) == 0
+        assert (logs / "lightning_logs" / "run" / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_a_start_that_fails_after_the_folder_was_made_removes_it(tiny_train, tiny_retrieval,
+                                                                 tmp_path, capsys):
+    logs = tmp_path / "logs"
+    # An unknown precision is refused by Lightning's Trainer, after config.yaml was written.
+    code = vpr_main(_train_args(tiny_train, tiny_retrieval, logs, "run", "--precision", "7"))
+    assert code == 2, capsys.readouterr().err
+    assert not (logs / "lightning_logs" / "run").exists()
+
+
+def test_a_folder_holding_other_files_is_kept_after_a_failed_start(tmp_path):
+    from vpr.training.startup import release_folder_on_failed_start
+
+    # Only what a start-up writes may be removed; here a checkpoint appeared meanwhile.
+    run = tmp_path / "run"
+    with pytest.raises(RuntimeError), release_folder_on_failed_start(run, created=True):
+        (run / "checkpoints").mkdir(parents=True)
+        (run / "config.yaml").write_text("x")
+        (run / "checkpoints" / "last.ckpt").write_bytes(b"x")
+        raise RuntimeError("set-up failed")
+    assert (run / "checkpoints" / "last.ckpt").is_file()
+    with pytest.raises(RuntimeError), release_folder_on_failed_start(run.parent / "b", True):
+        (run.parent / "b").mkdir()
+        (run.parent / "b" / "info.log").write_text("x")
+        raise RuntimeError("set-up failed")
+    assert not (run.parent / "b").exists()
+
+
+# ---- 8. Ctrl-C exits 130 and prints how to resume -------------------------------------------
+
+@pytest.fixture
+def wider_train(tmp_path: Path) -> Path:
+    """12 places x 2 images: 6 steps per epoch."""
+    root = tmp_path / "wide"
+    for place in range(12):
+        for image in range(2):
+            write_image(root / "City", 100.0 * place + image, 0.0, f"{place:03d}_City",
+                        seed=500 + 10 * place + image, size=(32, 32))
+    return root
+
+
+def test_ctrl_c_exits_130_with_the_resume_command(wider_train, tiny_retrieval, tmp_path):
+    logs = tmp_path / "logs"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "vpr", *_train_args(wider_train, tiny_retrieval, logs, "x",
+                                                    "--max_epochs", "500")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    last = logs / "lightning_logs" / "x" / "checkpoints" / "last.ckpt"
+    deadline = time.time() + 300
+    while not last.exists() and time.time() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    assert process.poll() is None, "training ended before the signal"
+    time.sleep(0.2)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err
+    assert f"vpr train --resume {last}" in err.strip().splitlines()[-1]
+    assert "Traceback" not in err
+    torch.load(last, weights_only=True)  # the checkpoint it names is whole
