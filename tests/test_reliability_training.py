@@ -63,47 +63,71 @@ def _one_line_error(capsys) -> str:
 # ---- 1. checkpoints are atomic wherever --log_dir lives -------------------------------------
 
 _SAVER = """
-import sys, torch, argparse
+import os, signal, sys, threading, torch
 from vpr.training.run import _trainer
 from vpr.cli import build_parser
+target = sys.argv[1]
 args = build_parser().parse_args(["train", "--accelerator", "cpu", "--no_progress_bar"])
 io = _trainer(args, logger=False).strategy.checkpoint_io
+whole = []
+
+def kill_when_partial():
+    # The worst instant: the target exists but is shorter than a whole checkpoint.
+    while True:
+        try:
+            size = os.stat(target).st_size
+        except FileNotFoundError:
+            continue
+        if whole and size < whole[0]:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+sys.setswitchinterval(1e-5)  # the watcher runs while the main thread copies
+threading.Thread(target=kill_when_partial, daemon=True).start()
 n = 0
 while True:
     n += 1
-    io.save_checkpoint({"n": n, "w": torch.full((3_000_000,), float(n))}, sys.argv[1])
+    io.save_checkpoint({"n": n, "w": torch.full((8_000_000,), float(n))}, target)
+    whole[:] = [os.stat(target).st_size]
     print(n, flush=True)
 """
 
 
+@pytest.mark.slow
 def test_a_kill_at_any_instant_keeps_a_whole_checkpoint_across_file_systems(tmp_path, mounts):
-    # $TMPDIR (here tmp_path) and the log dir are on different file systems.
-    logs = mounts(tmp_path / "logs", "size=64m")
+    # $TMPDIR (tmp_path, on the root file system) and the log dir (a tmpfs) differ.
+    logs = mounts(tmp_path / "logs", "size=128m")
     target = logs / "last.ckpt"
     env = dict(os.environ, TMPDIR=str(tmp_path))
     rng = random.Random(0)
-    for _ in range(4):
+    for _ in range(2):
         process = subprocess.Popen([sys.executable, "-c", _SAVER, str(target)], env=env,
                                    stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         assert process.stdout.readline().strip() == "1", "the first save did not finish"
-        time.sleep(rng.uniform(0.0, 0.15))  # a random instant, often inside a save
-        process.send_signal(signal.SIGKILL)
+        # The child kills itself if it ever sees a partial target; else we kill it at a
+        # random instant of a later save.
+        if process.stdout.readline().strip() == "2":
+            time.sleep(rng.uniform(0.0, 0.5))
+            process.send_signal(signal.SIGKILL)
         process.wait()
+        assert process.returncode == -signal.SIGKILL
         stored = torch.load(target, weights_only=True)  # whole: it loads, with its values
-        assert stored["w"].shape == (3_000_000,) and bool((stored["w"] == stored["n"]).all())
+        assert stored["w"].shape == (8_000_000,) and bool((stored["w"] == stored["n"]).all())
     # A SIGKILL may leave our temporary file beside the target, never anything else.
     assert all(p.name.startswith(".last.ckpt.") for p in logs.iterdir() if p != target)
 
 
 def test_a_full_disk_keeps_the_previous_checkpoint_and_says_so(tmp_path, mounts):
-    from vpr.training.checkpoint_io import AtomicCheckpointIO
+    from vpr.cli import build_parser
+    from vpr.training.run import _trainer
     from vpr.utils.disk import DiskError
 
+    # The Trainer's writer, with the folder on another file system than $TMPDIR.
     folder = mounts(tmp_path / "small", "size=1m")
     target = folder / "last.ckpt"
-    io = AtomicCheckpointIO()
+    args = build_parser().parse_args(["train", "--accelerator", "cpu", "--no_progress_bar"])
+    io = _trainer(args, logger=False).strategy.checkpoint_io
     io.save_checkpoint({"w": torch.ones(50_000)}, target)  # 200 kB: fits
-    with pytest.raises(DiskError) as raised:
+    with pytest.raises(DiskError) as raised:  # Lightning's writer: OSError, target truncated
         io.save_checkpoint({"w": torch.zeros(400_000)}, target)  # 1.6 MB: does not
     message = str(raised.value)
     assert "\n" not in message and str(folder) in message and "MB" in message
