@@ -296,3 +296,76 @@ def test_a_disk_fault_after_the_checks_is_one_line_naming_the_file(capsys):
     assert run_guarded(fails, argparse.Namespace()) == 2
     assert _one_line_error(capsys) == ("vpr: error: cannot write /data/out/part-3.npy: no space "
                                        "left on the device")
+
+
+# ---- 5. options are checked before work starts ----------------------------------------------
+
+@pytest.mark.parametrize(("flag", "value", "expected"), [
+    ("--agg_option", "foo=1", "unknown option 'foo' for aggregator ConvAP; valid options: "
+                              "out_channels (int or None), s1 (int), s2 (int)"),
+    ("--agg_option", "s1=two", "option s1='two' for aggregator ConvAP must be int"),
+    ("--loss_option", "betta=40", "unknown option 'betta' for loss MultiSimilarityLoss; valid "
+                                  "options: alpha (float), beta (float), base (float)"),
+    ("--miner_option", "epsilon=wide", "option epsilon='wide' for miner MultiSimilarityMiner "
+                                       "must be float"),
+])
+def test_a_bad_option_lists_the_valid_keys_before_work(flag, value, expected, tiny_train,
+                                                       tiny_retrieval, tmp_path, capsys):
+    logs = tmp_path / "logs"
+    assert vpr_main(_train_args(tiny_train, tiny_retrieval, logs, "run", flag, value)) == 2
+    assert expected in _one_line_error(capsys)
+    assert not (logs / "lightning_logs" / "run").exists()
+
+
+def _truncated_state_dict(path: Path) -> Path:
+    whole = path.with_suffix(".whole")
+    torch.save({"conv1.weight": torch.zeros(64, 3, 7, 7)}, whole)
+    path.write_bytes(whole.read_bytes()[:200])
+    return path
+
+
+@pytest.mark.parametrize(("kind", "expected"), [("text", "a text file"),
+                                                ("truncated", "truncated")])
+def test_an_unreadable_pretrained_file_says_what_it_is(kind, expected, tiny_train,
+                                                       tiny_retrieval, tmp_path, capsys):
+    weights = tmp_path / "weights.pth"
+    if kind == "text":
+        weights.write_text("these are not weights\n")
+    else:
+        _truncated_state_dict(weights)
+    args = _train_args(tiny_train, tiny_retrieval, tmp_path / "logs", "run")
+    args[args.index("--pretrained") + 1] = str(weights)
+    assert vpr_main(args) == 2
+    error = _one_line_error(capsys)
+    assert f"--pretrained {weights}" in error and expected in error
+
+
+def test_a_text_file_as_a_checkpoint_is_not_a_checkpoint(tiny_retrieval, tmp_path, capsys):
+    text = tmp_path / "model.ckpt"
+    text.write_text("epoch=3 R@1=80\n")
+    code = vpr_main(["test", "--ckpt_path", str(text), "--test_path", str(tiny_retrieval),
+                     "--accelerator", "cpu", "--num_workers", "0", "--no_progress_bar"])
+    assert code == 2
+    error = _one_line_error(capsys)
+    assert "not a checkpoint: a text file" in error and "could run code" not in error
+
+
+def test_imagenet_weights_out_of_reach_is_one_message_through_main_py(tiny_train,
+                                                                      tiny_retrieval, tmp_path):
+    root = Path(__file__).resolve().parent.parent
+    # An empty torch hub cache and a proxy nobody listens on: the fetch fails, offline.
+    env = dict(os.environ, TORCH_HOME=str(tmp_path / "hub"), https_proxy="http://127.0.0.1:9",
+               http_proxy="http://127.0.0.1:9", HTTPS_PROXY="http://127.0.0.1:9",
+               HTTP_PROXY="http://127.0.0.1:9", no_proxy="", NO_PROXY="",
+               PYTHONPATH=str(root / "src"))
+    flags = [flag for flag in FLAGS]
+    flags[flags.index("--pretrained") + 1] = "imagenet"
+    done = subprocess.run(
+        [sys.executable, str(root / "main.py"), "--train_path", str(tiny_train), "--val_path",
+         str(tiny_retrieval), "--log_dir", str(tmp_path / "logs"), "--max_epochs", "1",
+         *flags], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("vpr: ")]
+    assert len(errors) == 1 and "ImageNet weights" in errors[0], done.stderr
+    assert "--pretrained none" in errors[0] and "--pretrained /path/to/weights.pth" in errors[0]
