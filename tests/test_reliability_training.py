@@ -358,7 +358,7 @@ def test_imagenet_weights_out_of_reach_is_one_message_through_main_py(tiny_train
                http_proxy="http://127.0.0.1:9", HTTPS_PROXY="http://127.0.0.1:9",
                HTTP_PROXY="http://127.0.0.1:9", no_proxy="", NO_PROXY="",
                PYTHONPATH=str(root / "src"))
-    flags = [flag for flag in FLAGS]
+    flags = list(FLAGS)
     flags[flags.index("--pretrained") + 1] = "imagenet"
     done = subprocess.run(
         [sys.executable, str(root / "main.py"), "--train_path", str(tiny_train), "--val_path",

@@ -2,6 +2,7 @@
 
 from vpr.data.geotag import GeoTagError
 from vpr.data.images import BadImageError
+from vpr.models.backbones import PretrainedWeightsError
 from vpr.training.checkpoints import CheckpointError
 from vpr.training.run import RunError
 from vpr.utils.disk import DiskError
@@ -12,6 +13,7 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
     CheckpointError,
     RunError,
     DiskError,
+    PretrainedWeightsError,
     FileNotFoundError,
     NotADirectoryError,
     ValueError,

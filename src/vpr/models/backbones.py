@@ -22,6 +22,10 @@ _LAYERS: tuple[str, ...] = ("layer1", "layer2", "layer3", "layer4")
 _HALVINGS: dict[str, int] = {"layer2": 3, "layer3": 4, "layer4": 5}
 
 
+class PretrainedWeightsError(RuntimeError):
+    """Published weights that cannot be fetched; the message says how to proceed."""
+
+
 def list_backbones() -> list[str]:
     """Returns the names accepted by `build_backbone`."""
     return list(RESNET_NAMES)
@@ -75,8 +79,8 @@ def _imagenet_state_dict(name: str) -> dict[str, torch.Tensor]:
         # URLError is an OSError (no network); a truncated download surfaces as RuntimeError.
         filename = weights.url.rsplit("/", 1)[-1]
         cache_file = Path(torch.hub.get_dir()) / "checkpoints" / filename
-        # A ValueError: the user's to fix, reported as one line with no chained traceback.
-        raise ValueError(
+        # The user's to fix: reported as one line, with no chained traceback.
+        raise PretrainedWeightsError(
             f"Could not fetch the ImageNet weights for {name} from {weights.url} ({error}). "
             f"To proceed: train from scratch with `--pretrained none`; or download the file "
             f"elsewhere and put it at {cache_file}; or pass `--pretrained /path/to/weights.pth`."
