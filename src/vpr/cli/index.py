@@ -77,6 +77,7 @@ def add_parser(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from vpr.locate.index import LocationIndex
+    from vpr.utils.disk import check_writable
     from vpr.utils.logs import setup_logging
 
     command = getattr(args, "index_command", None)
@@ -85,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     setup_logging()
     if command == "build":
+        check_writable(args.out, "--out")  # a read-only or full disk fails before extraction
         options = {"nprobe": args.nprobe}
         if args.nlist:
             options["nlist"] = args.nlist

@@ -73,7 +73,11 @@ def _format(result) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from vpr.locate import LocationIndex, locate
+    from vpr.utils.disk import check_writable
 
+    for flag, path in (("--map", args.map), ("--grid", args.grid)):
+        if path is not None:  # a read-only or full disk fails before the search
+            check_writable(Path(path).parent, f"folder of {flag}")
     index = LocationIndex.load(args.index, nprobe=args.nprobe)
     results = locate(_photos(args.photos), index, top_k=args.top_k, radius_m=args.radius,
                      ckpt_path=args.ckpt_path, batch_size=args.batch_size, device=args.device)

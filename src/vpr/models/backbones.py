@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pickle
+import zipfile
 from collections import OrderedDict
 from collections.abc import Mapping
 from pathlib import Path
@@ -10,12 +12,18 @@ import torch
 import torchvision
 from torch import nn
 
+from vpr.utils.torch_files import describe_file, looks_like_torch_file
+
 RESNET_NAMES: tuple[str, ...] = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
 CUT_POINTS: tuple[str, ...] = ("layer2", "layer3", "layer4")
 _LAYERS: tuple[str, ...] = ("layer1", "layer2", "layer3", "layer4")
 # Every stride-2 step of a ResNet (conv1, maxpool, first block of layer2/3/4) uses
 # padding that maps n -> ceil(n / 2), so the feature size is plain arithmetic.
 _HALVINGS: dict[str, int] = {"layer2": 3, "layer3": 4, "layer4": 5}
+
+
+class PretrainedWeightsError(RuntimeError):
+    """Published weights that cannot be fetched; the message says how to proceed."""
 
 
 def list_backbones() -> list[str]:
@@ -71,18 +79,27 @@ def _imagenet_state_dict(name: str) -> dict[str, torch.Tensor]:
         # URLError is an OSError (no network); a truncated download surfaces as RuntimeError.
         filename = weights.url.rsplit("/", 1)[-1]
         cache_file = Path(torch.hub.get_dir()) / "checkpoints" / filename
-        raise RuntimeError(
+        # The user's to fix: reported as one line, with no chained traceback.
+        raise PretrainedWeightsError(
             f"Could not fetch the ImageNet weights for {name} from {weights.url} ({error}). "
             f"To proceed: train from scratch with `--pretrained none`; or download the file "
             f"elsewhere and put it at {cache_file}; or pass `--pretrained /path/to/weights.pth`."
-        ) from error
+        ) from None
 
 
 def _load_state_dict_file(path: Path, backbone: Backbone) -> None:
     """Loads a state_dict file into `backbone`, ignoring `fc.*` and the stages that were cut."""
     if not path.is_file():
         raise FileNotFoundError(f"Backbone weights file not found: {path}")
-    state_dict = torch.load(path, map_location="cpu", weights_only=True)
+    problem = None if looks_like_torch_file(path) else describe_file(path)
+    if problem is None:
+        try:
+            state_dict = torch.load(path, map_location="cpu", weights_only=True)
+        except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile) as error:
+            problem = f"{describe_file(path)}: {str(error).splitlines()[0]}"
+    if problem is not None:
+        raise ValueError(f"--pretrained {path}: cannot read the weights: {problem}; pass a "
+                         "state_dict saved with torch.save, 'imagenet' or 'none'")
     if not isinstance(state_dict, Mapping):
         raise ValueError(f"{path} does not hold a state_dict (found {type(state_dict).__name__})")
     cut_layers = _LAYERS[_LAYERS.index(backbone.cut_after) + 1 :]

@@ -23,6 +23,7 @@ from torch.utils.data import DataLoader
 import vpr
 from vpr.cli.options import ARCHITECTURE_KEYS, MODULE_DEFAULTS, module_options
 from vpr.data.datasets import RetrievalSet
+from vpr.training.checkpoint_io import AtomicCheckpointIO
 from vpr.training.checkpoints import (
     check_fits,
     load_checkpoint,
@@ -31,6 +32,11 @@ from vpr.training.checkpoints import (
 )
 from vpr.training.module import VPRModule
 from vpr.training.pipeline import default_precision, eval_loader, resolve_pipeline, train_loader
+from vpr.training.startup import (
+    check_train_values,
+    release_folder_on_failed_start,
+    resumable_on_interrupt,
+)
 from vpr.utils.atomic import write_json_atomic
 from vpr.utils.logs import setup_logging
 
@@ -109,6 +115,8 @@ def _trainer(args: argparse.Namespace, **kwargs: Any) -> L.Trainer:
         enable_progress_bar=not args.no_progress_bar,
         enable_model_summary=False,
         callbacks=callbacks,
+        # Checkpoints written beside their target, so a kill or a full disk keeps the last.
+        plugins=[AtomicCheckpointIO()],
         **kwargs,
     )
 
@@ -221,6 +229,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
             )
     L.seed_everything(args.seed, workers=True)
     hparams = resolve_hparams(args, resume)
+    check_train_values(args, hparams, log_root, RunError)
     train_path = _require(args.train_path, "--train_path")
     val_path = _require(args.val_path, "--val_path")
     # Build every dataset before any long work: bad input fails here, in seconds.
@@ -233,45 +242,49 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     if resume:
         check_fits(resume, load_checkpoint(resume), module)
 
-    run_dir.mkdir(parents=True, exist_ok=bool(resume) or _is_ddp_child())
-    if not _is_ddp_child():
-        setup_logging(run_dir)
-        logger.info("Command: %s", " ".join(shlex.quote(part) for part in sys.argv))
-        logger.info("Run folder: %s", run_dir)
-        logger.info("Train: %d places; val: %s; tests: %s", len(train_set), val_set, test_sets)
-        _write_config(run_dir, args, hparams)
-    _configure_input(module, hparams, args)
+    # A start that fails before training leaves no folder behind: the name stays free.
+    created = not run_dir.exists() and not resume and not _is_ddp_child()
+    with release_folder_on_failed_start(run_dir, created):
+        run_dir.mkdir(parents=True, exist_ok=bool(resume) or _is_ddp_child())
+        if not _is_ddp_child():
+            setup_logging(run_dir)
+            logger.info("Command: %s", " ".join(shlex.quote(part) for part in sys.argv))
+            logger.info("Run folder: %s", run_dir)
+            logger.info("Train: %d places; val: %s; tests: %s", len(train_set), val_set, test_sets)
+            _write_config(run_dir, args, hparams)
+        _configure_input(module, hparams, args)
 
-    loader = train_loader(train_set, args.batch_size, args.num_workers, args.seed)
-    checkpoint_cb = ModelCheckpoint(
-        dirpath=run_dir / "checkpoints",
-        filename="best_epoch={epoch:02d}_R@1={val/R@1:.2f}",
-        monitor="val/R@1", mode="max", save_top_k=1, auto_insert_metric_name=False,
-    )
-    # A second callback rewrites last.ckpt after every epoch: Lightning's save_last only
-    # refreshes it when the best changes, and a crash must lose at most one epoch.
-    last_cb = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="last", monitor=None,
-                              save_top_k=1, enable_version_counter=False)
-    tb_logger = TensorBoardLogger(save_dir=str(log_root), name="lightning_logs",
-                                  version=exp_name, default_hp_metric=False)
-    trainer = _trainer(
-        args,
-        max_epochs=hparams["max_epochs"],
-        logger=tb_logger,
-        callbacks=[checkpoint_cb, last_cb],
-        num_sanity_val_steps=0,
-        check_val_every_n_epoch=1,
-        log_every_n_steps=min(20, max(1, len(loader))),
-        gradient_clip_val=args.gradient_clip_val,
-        limit_train_batches=args.limit_train_batches,
-        deterministic=False,
-    )
-    val_loader = _eval_loader(val_set, args)
-    if not resume:
-        # Like the seed: a first validation shows the untrained model's recall.
-        trainer.validate(module, dataloaders=val_loader, verbose=False)
-    trainer.fit(module, train_dataloaders=loader, val_dataloaders=val_loader,
-                ckpt_path=resume, weights_only=False)
+        loader = train_loader(train_set, args.batch_size, args.num_workers, args.seed)
+        checkpoint_cb = ModelCheckpoint(
+            dirpath=run_dir / "checkpoints",
+            filename="best_epoch={epoch:02d}_R@1={val/R@1:.2f}",
+            monitor="val/R@1", mode="max", save_top_k=1, auto_insert_metric_name=False,
+        )
+        # A second callback rewrites last.ckpt after every epoch: Lightning's save_last only
+        # refreshes it when the best changes, and a crash must lose at most one epoch.
+        last_cb = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="last", monitor=None,
+                                  save_top_k=1, enable_version_counter=False)
+        tb_logger = TensorBoardLogger(save_dir=str(log_root), name="lightning_logs",
+                                      version=exp_name, default_hp_metric=False)
+        trainer = _trainer(
+            args,
+            max_epochs=hparams["max_epochs"],
+            logger=tb_logger,
+            callbacks=[checkpoint_cb, last_cb],
+            num_sanity_val_steps=0,
+            check_val_every_n_epoch=1,
+            log_every_n_steps=min(20, max(1, len(loader))),
+            gradient_clip_val=args.gradient_clip_val,
+            limit_train_batches=args.limit_train_batches,
+            deterministic=False,
+        )
+        val_loader = _eval_loader(val_set, args)
+        if not resume:
+            # Like the seed: a first validation shows the untrained model's recall.
+            trainer.validate(module, dataloaders=val_loader, verbose=False)
+    with resumable_on_interrupt(trainer, run_dir, exp_name, log_root):
+        trainer.fit(module, train_dataloaders=loader, val_dataloaders=val_loader,
+                    ckpt_path=resume, weights_only=False)
     best = checkpoint_cb.best_model_path or last_cb.best_model_path
     last = str(run_dir / "checkpoints" / "last.ckpt")
     logger.info("Best checkpoint: %s", best)
