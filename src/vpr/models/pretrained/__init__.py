@@ -1,9 +1,11 @@
 """Published VPR models (CosPlace, EigenPlaces, MixVPR, SALAD, BoQ, MegaLoc, DINOv2...).
 
 Each upstream weight layout has a module here that maps the authors' state-dict keys onto
-ours, explicitly and strictly, and registers its named models in `registry`.
+ours, explicitly and strictly, and registers its named models in `registry`;
+`load.load_published(model_spec, weights)` builds one and loads its weights.
 """
 
+from vpr.models.pretrained import cosplace, eigenplaces, mixvpr  # noqa: F401 - registers
 from vpr.models.pretrained.registry import (
     PUBLISHED_MODELS,
     PublishedModel,
