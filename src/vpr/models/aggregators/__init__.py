@@ -7,6 +7,7 @@ Importing this package registers every aggregator; look them up by exact name wi
 from vpr.models.aggregators.avgpool import AvgPool
 from vpr.models.aggregators.base import Aggregator
 from vpr.models.aggregators.boq import BoQ, QueryBlock
+from vpr.models.aggregators.classtoken import ClassToken
 from vpr.models.aggregators.convap import ConvAP
 from vpr.models.aggregators.convgem import ConvGeM
 from vpr.models.aggregators.cosplace import CosPlace
@@ -27,6 +28,7 @@ __all__ = [
     "Aggregator",
     "AvgPool",
     "BoQ",
+    "ClassToken",
     "ConvAP",
     "ConvGeM",
     "CosPlace",

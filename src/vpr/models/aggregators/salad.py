@@ -55,7 +55,9 @@ def log_sinkhorn(scores: torch.Tensor, dustbin: torch.Tensor, iterations: int) -
     return couplings + row_scale.unsqueeze(2) + column_scale.unsqueeze(1) - log_total
 
 
-def _pointwise_mlp(in_channels: int, hidden: int, out_channels: int, dropout: float) -> nn.Sequential:
+def _pointwise_mlp(
+    in_channels: int, hidden: int, out_channels: int, dropout: float
+) -> nn.Sequential:
     """A two-layer MLP applied at every position of a (B,C,h,w) map (1x1 convolutions)."""
     return nn.Sequential(
         nn.Conv2d(in_channels, hidden, kernel_size=1),

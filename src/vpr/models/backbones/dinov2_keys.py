@@ -19,6 +19,14 @@ from collections.abc import Mapping
 import torch
 
 _CHUNKED_BLOCK = re.compile(r"^blocks\.\d+\.(\d+)\.(.+)$")
+# Every key a DINOv2 backbone file may hold (original or timm layout, chunked or not).
+_KNOWN_KEY = re.compile(
+    r"^(cls_token|pos_embed|mask_token|register_tokens|reg_token"
+    r"|patch_embed\.proj\.(weight|bias)|norm\.(weight|bias)"
+    r"|blocks\.(\d+\.)?\d+\.(norm1|norm2|attn\.qkv|attn\.proj|mlp\.fc1|mlp\.fc2|mlp\.w12|mlp\.w3)"
+    r"\.(weight|bias)"
+    r"|blocks\.(\d+\.)?\d+\.(ls1|ls2)\.gamma)$"
+)
 _SWIGLU = {"mlp.w12.": "mlp.fc1.", "mlp.w3.": "mlp.fc2."}
 
 
@@ -36,11 +44,16 @@ def dinov2_to_ours(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Te
     """Maps a DINOv2 backbone state dict (original or timm layout) onto our ViT's keys.
 
     Raises:
-        KeyError: `cls_token` or `pos_embed` is missing (not a DINOv2 backbone).
+        ValueError: `cls_token` or `pos_embed` is missing, or keys that no DINOv2 backbone
+            has (listed).
     """
-    for required in ("cls_token", "pos_embed"):
-        if required not in state_dict:
-            raise KeyError(f"no {required!r} key")
+    missing = [key for key in ("cls_token", "pos_embed") if key not in state_dict]
+    unknown = sorted(key for key in state_dict if not _KNOWN_KEY.match(key))
+    if missing or unknown:
+        raise ValueError(
+            f"not a DINOv2 backbone state dict: missing {missing}, {len(unknown)} unknown keys "
+            f"{unknown[:5]}"
+        )
     converted: dict[str, torch.Tensor] = {}
     for key, value in state_dict.items():
         if key == "mask_token":

@@ -108,7 +108,9 @@ class ViTBackbone(Backbone):
             )
         return height // PATCH_SIZE, width // PATCH_SIZE
 
-    def position_embeddings(self, grid: tuple[int, int]) -> tuple[torch.Tensor | None, torch.Tensor]:
+    def position_embeddings(
+        self, grid: tuple[int, int]
+    ) -> tuple[torch.Tensor | None, torch.Tensor]:
         """Returns the class position (or None) and the (1, h*w, C) patch positions for `grid`.
 
         The 37x37 grid learnt at 518 px is resized by bicubic interpolation in fp32, as
@@ -133,7 +135,8 @@ class ViTBackbone(Backbone):
             patch_grid, mode="bicubic", antialias=self.interpolate_antialias, **size_or_scale
         )
         if tuple(patch_grid.shape[-2:]) != tuple(grid):
-            raise RuntimeError(f"position grid resized to {tuple(patch_grid.shape[-2:])}, not {grid}")
+            raise RuntimeError(f"position grid resized to {tuple(patch_grid.shape[-2:])}, not "
+                               f"{grid}")
         return class_position, patch_grid.permute(0, 2, 3, 1).reshape(1, -1, channels)
 
     def _tokens(self, images: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
@@ -193,10 +196,14 @@ class ViTBackbone(Backbone):
             return
         depth = len(self.blocks)
         if not 0 <= train_blocks <= depth:
-            raise ValueError(f"train_blocks={train_blocks} is out of range for {self.name}: 0..{depth}")
+            raise ValueError(
+                f"train_blocks={train_blocks} is out of range for {self.name}: 0..{depth}"
+            )
         self.first_trained_block = depth - train_blocks
         modules = ("patch_embed", *(f"blocks.{i}" for i in range(self.first_trained_block)))
-        parameters = ["cls_token", "pos_embed"] + (["reg_token"] if self.reg_token is not None else [])
+        parameters = ["cls_token", "pos_embed"]
+        if self.reg_token is not None:
+            parameters.append("reg_token")
         if train_blocks == 0:
             modules += ("norm",)
         self.freeze(modules, tuple(parameters))
@@ -206,8 +213,8 @@ def load_vit_file(path: Path, backbone: ViTBackbone) -> None:
     """Loads a DINOv2 backbone file (original facebookresearch or timm layout), strictly."""
     try:
         state_dict = dinov2_to_ours(read_state_dict_file(path))
-    except KeyError as error:
-        raise ValueError(f"{path} is not a DINOv2 backbone file: {error}") from None
+    except ValueError as error:
+        raise ValueError(f"{path}: {error}") from None
     check_state_dict(state_dict, backbone, f"{path} does not fit {backbone.name}")
     backbone.load_state_dict(state_dict)
 

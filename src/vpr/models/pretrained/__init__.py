@@ -4,6 +4,12 @@ Each upstream weight layout has a module here that maps the authors' state-dict 
 ours, explicitly and strictly, and registers its named models in `registry`.
 """
 
+# Each layout module registers its named models on import.
+from vpr.models.pretrained import boq, dinov2, megaloc, salad  # noqa: E402, F401, I001
+from vpr.models.pretrained.build import (  # noqa: E402
+    build_published_architecture,
+    build_published_model,
+)
 from vpr.models.pretrained.registry import (
     PUBLISHED_MODELS,
     PublishedModel,
@@ -15,6 +21,8 @@ from vpr.models.pretrained.registry import (
 __all__ = [
     "PUBLISHED_MODELS",
     "PublishedModel",
+    "build_published_architecture",
+    "build_published_model",
     "get_published_model",
     "list_published_models",
     "register_published_model",
