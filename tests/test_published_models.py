@@ -22,11 +22,8 @@ from vpr.models.pretrained.cosplace import COSPLACE_DIMS
 from vpr.models.pretrained.eigenplaces import EIGENPLACES_DIMS
 from vpr.models.pretrained.files import PublishedWeightsError, read_state_dict
 from vpr.models.pretrained.hub import resolve_weights
-from vpr.models.pretrained.load import (
-    build_published_architecture,
-    fit_published_weights,
-    load_published,
-)
+from vpr.models.pretrained.build import build_published_model
+from vpr.models.pretrained.load import load_published
 
 # ---------------------------------------------------------------- fabricated upstream files
 
@@ -174,8 +171,7 @@ def test_unknown_model_names_the_valid_ones():
 def test_geolocalization_net_file_loads_strictly(key):
     model = get_published_model(key)
     state = geolocalization_net_state(model.backbone, model.descriptors_dim)
-    network = build_published_architecture(model)
-    fit_published_weights(network, model, state, "fabricated.pth")
+    network = build_published_model(model, state)
     # Every value of the file landed somewhere: the converted dict covers the whole model.
     converted = model.convert(state)
     assert set(converted) == set(network.state_dict())
@@ -192,8 +188,7 @@ def test_geolocalization_net_file_loads_strictly(key):
 def test_geolocalization_net_matches_the_authors_forward_pass(key):
     model = get_published_model(key)
     state = geolocalization_net_state(model.backbone, model.descriptors_dim, seed=7)
-    network = build_published_architecture(model)
-    fit_published_weights(network, model, state, "fabricated.pth")
+    network = build_published_model(model, state)
     images = _images(64, count=2)
     with torch.no_grad():
         ours = network.eval()(images)
@@ -206,8 +201,7 @@ def test_geolocalization_net_matches_the_authors_forward_pass(key):
 def test_mixvpr_file_loads_strictly_and_matches_the_authors_forward_pass():
     model = get_published_model("mixvpr")
     state = mixvpr_state(seed=5)
-    network = build_published_architecture(model)
-    fit_published_weights(network, model, state, "fabricated.ckpt")
+    network = build_published_model(model, state)
     assert set(model.convert(state)) == set(network.state_dict())
     images = _images(320, count=1)
     with torch.no_grad():
@@ -220,26 +214,32 @@ def test_mixvpr_file_loads_strictly_and_matches_the_authors_forward_pass():
     # The comparison can fail: rows of the projection in another order give another result.
     swapped = dict(state)
     swapped["aggregator.row_proj.weight"] = state["aggregator.row_proj.weight"].flip(0)
-    fit_published_weights(network, model, swapped, "swapped.ckpt")
     with torch.no_grad():
-        assert not torch.allclose(network(images), theirs, atol=1e-4)
+        assert not torch.allclose(build_published_model(model, swapped)(images), theirs,
+                                  atol=1e-4)
 
 
-def test_wrong_layout_names_missing_unexpected_and_reshaped_keys():
-    cosplace = get_published_model("cosplace:resnet50-2048")
-    network = build_published_architecture(cosplace)
+def test_wrong_layout_names_unknown_missing_and_reshaped_keys(tmp_path: Path):
+    torch.save(geolocalization_net_state("resnet18", 256), tmp_path / "cosplace_256.pth")
     with pytest.raises(PublishedWeightsError) as error:
-        fit_published_weights(network, cosplace, geolocalization_net_state("resnet50", 512),
-                              "cosplace_512.pth")
+        load_published("cosplace:resnet18-512", tmp_path / "cosplace_256.pth")
     message = str(error.value)
-    assert "cosplace_512.pth does not fit cosplace:resnet50-2048" in message
-    assert "of another shape: aggregator.projection.bias (512,) in the file, (2048,)" in message
-    # A MixVPR file given for CosPlace: its keys are unexpected, CosPlace's are missing.
-    with pytest.raises(PublishedWeightsError) as error:
-        fit_published_weights(network, cosplace, mixvpr_state(), "mixvpr.ckpt")
-    message = str(error.value)
-    assert "keys missing:" in message and "aggregator.pool.p" in message
-    assert "keys unexpected:" in message and "aggregator.mix.0.mix.0.bias" in message
+    assert "cosplace_256.pth (cosplace:resnet18-512)" in message
+    assert "aggregator.projection.bias: file (256,) vs model (512,)" in message
+    # A ResNet-50 file for a ResNet-18 model: the extra bottleneck convolutions are unexpected.
+    torch.save(geolocalization_net_state("resnet50", 512), tmp_path / "r50.pth")
+    with pytest.raises(PublishedWeightsError, match=r"unexpected keys \['backbone.layer1.0.bn3"):
+        load_published("cosplace:resnet18-512", tmp_path / "r50.pth")
+    # A CosPlace file given for MixVPR: no key of it is in MixVPR's layout.
+    with pytest.raises(PublishedWeightsError, match="not a MixVPR state dict: .*backbone.0."):
+        load_published("mixvpr", tmp_path / "cosplace_256.pth")
+    # A MixVPR-layout file missing its aggregator.
+    state = {key: value for key, value in mixvpr_state().items()
+             if not key.startswith("aggregator.row_proj")}
+    torch.save(state, tmp_path / "partial.ckpt")
+    with pytest.raises(PublishedWeightsError,
+                       match=r"1 missing keys \['aggregator.row_projection.weight'\]"):
+        load_published("mixvpr", tmp_path / "partial.ckpt")
 
 
 # ---------------------------------------------------------------- weights files

@@ -42,6 +42,8 @@ class VPRModule(L.LightningModule):
         image_size: tuple[int, int] | None = None,
         agg_options: dict[str, Any] | None = None,
         pretrained: str = "imagenet",
+        train_blocks: int | None = None,
+        grad_checkpointing: bool = False,
         loss_name: str = "MultiSimilarityLoss",
         loss_options: dict[str, Any] | None = None,
         miner_name: str = "MultiSimilarityMiner",
@@ -69,6 +71,8 @@ class VPRModule(L.LightningModule):
             image_size=tuple(image_size) if image_size else (224, 224),
             pretrained=pretrained,
             agg_options=dict(agg_options or {}),
+            backbone_options={"train_blocks": train_blocks,
+                              "grad_checkpointing": grad_checkpointing},
         )
         self.loss_fn = build_loss(loss_name, **dict(loss_options or {}))
         self.miner = build_miner(miner_name, miner_margin, **dict(miner_options or {}))
@@ -139,6 +143,10 @@ class VPRModule(L.LightningModule):
                  on_epoch=True, batch_size=batch_size)
         return loss
 
+    def _trained_parameters(self) -> list[torch.nn.Parameter]:
+        """The parameters the optimiser updates (not those frozen by ``train_blocks``)."""
+        return [parameter for parameter in self.parameters() if parameter.requires_grad]
+
     def configure_optimizers(self):
         hp = self.hparams
         name = hp.optimizer.lower()
@@ -152,9 +160,9 @@ class VPRModule(L.LightningModule):
             raise ValueError(f"unknown --optimizer {hp.optimizer!r}; valid: sgd, adam, adamw")
         options.update(lr=hp.lr, weight_decay=hp.weight_decay)
         try:  # one fused kernel for all parameters, where the device has one
-            optimizer = cls(self.parameters(), fused=True, **options)
+            optimizer = cls(self._trained_parameters(), fused=True, **options)
         except (RuntimeError, ValueError, TypeError):
-            optimizer = cls(self.parameters(), **options)
+            optimizer = cls(self._trained_parameters(), **options)
         scheduler_name = hp.scheduler.lower()
         if scheduler_name == "none":
             return optimizer

@@ -12,8 +12,13 @@ from __future__ import annotations
 
 import torch
 
-from vpr.models.pretrained.convert import StateDict, rename_prefixes, sequential_resnet_prefixes
+from vpr.models.pretrained.keymap import StateDict, rename_by_prefix
 from vpr.models.pretrained.registry import PublishedModel, register_published_model
+
+# `nn.Sequential(*list(resnet.children())[:-2])` numbers a torchvision ResNet's children:
+# conv1, bn1, relu, maxpool, layer1..layer4 (relu and maxpool hold no weights).
+_SEQUENTIAL_RESNET = {"0": "conv1", "1": "bn1", "4": "layer1", "5": "layer2", "6": "layer3",
+                      "7": "layer4"}
 
 # Published descriptor sizes per backbone (the authors' hubconf.py); VGG16 is not built here.
 COSPLACE_DIMS: dict[str, tuple[int, ...]] = {
@@ -27,11 +32,12 @@ _TORCHVISION_SPELLING = {"resnet18": "ResNet18", "resnet50": "ResNet50",
 
 
 def convert_geolocalization_net(state_dict: StateDict) -> dict[str, torch.Tensor]:
-    """Maps a `GeoLocalizationNet` state dict (CosPlace, EigenPlaces) onto our keys."""
-    prefixes = sequential_resnet_prefixes("backbone.")
-    prefixes.update({"aggregation.1.": "aggregator.pool.",
-                     "aggregation.3.": "aggregator.projection."})
-    return rename_prefixes(state_dict, prefixes)
+    """Maps a `GeoLocalizationNet` state dict (CosPlace, EigenPlaces) onto our keys, strictly."""
+    prefixes = [(f"backbone.{index}.", f"backbone.{name}.")
+                for index, name in _SEQUENTIAL_RESNET.items()]
+    prefixes += [("aggregation.1.", "aggregator.pool."),
+                 ("aggregation.3.", "aggregator.projection.")]
+    return rename_by_prefix(state_dict, prefixes, layout="CosPlace/EigenPlaces GeoLocalizationNet")
 
 
 def geolocalization_net_models(name: str, dims: dict[str, tuple[int, ...]], url: str,

@@ -4,14 +4,40 @@ from __future__ import annotations
 
 import pickle
 import zipfile
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
 
-from vpr.models.pretrained.convert import unwrap_state_dict
-
 TORCH_SUFFIXES = (".pth", ".pt", ".ckpt", ".bin")
 WEIGHTS_SUFFIXES = (".safetensors", *TORCH_SUFFIXES)
+
+
+def unwrap_state_dict(stored: object, containers: tuple[str, ...] = ("state_dict", "model")
+                      ) -> dict[str, torch.Tensor]:
+    """Returns the tensors of a loaded weights file, taken out of its container if any.
+
+    Files come as a bare state dict, or as a dict holding it under "state_dict" (Lightning
+    checkpoints) or "model"; DataParallel prefixes every key with "module.", which is
+    dropped.
+
+    Raises:
+        ValueError: no state dict found.
+    """
+    if isinstance(stored, Mapping):
+        for key in containers:
+            inner = stored.get(key)
+            if isinstance(inner, Mapping) and inner:
+                stored = inner
+                break
+    if not isinstance(stored, Mapping) or not stored:
+        raise ValueError(f"holds no state dict (found {type(stored).__name__})")
+    tensors = {str(key): value for key, value in stored.items() if torch.is_tensor(value)}
+    if not tensors:
+        raise ValueError("holds a dict without tensors, not a state dict")
+    if all(key.startswith("module.") for key in tensors):
+        tensors = {key.removeprefix("module."): value for key, value in tensors.items()}
+    return tensors
 
 
 class PublishedWeightsError(ValueError):

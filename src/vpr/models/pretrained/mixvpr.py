@@ -14,20 +14,20 @@ from __future__ import annotations
 
 import torch
 
-from vpr.models.pretrained.convert import StateDict, rename_prefixes
+from vpr.models.pretrained.keymap import StateDict, rename_by_prefix
 from vpr.models.pretrained.registry import PublishedModel, register_published_model
 
 MIXVPR_MIX_DEPTH = 4
 
 
 def convert_mixvpr(state_dict: StateDict) -> dict[str, torch.Tensor]:
-    """Maps the authors' `VPRModel` state dict (ResNet + MixVPR) onto our keys."""
-    prefixes = {"backbone.model.": "backbone.",
-                "aggregator.channel_proj.": "aggregator.channel_projection.",
-                "aggregator.row_proj.": "aggregator.row_projection."}
-    for index in range(MIXVPR_MIX_DEPTH):
-        prefixes[f"aggregator.mix.{index}.mix."] = f"aggregator.mixers.{index}.mlp."
-    return rename_prefixes(state_dict, prefixes)
+    """Maps the authors' `VPRModel` state dict (ResNet + MixVPR) onto our keys, strictly."""
+    prefixes = [("backbone.model.", "backbone."),
+                ("aggregator.channel_proj.", "aggregator.channel_projection."),
+                ("aggregator.row_proj.", "aggregator.row_projection.")]
+    prefixes += [(f"aggregator.mix.{index}.mix.", f"aggregator.mixers.{index}.mlp.")
+                 for index in range(MIXVPR_MIX_DEPTH)]
+    return rename_by_prefix(state_dict, prefixes, layout="MixVPR")
 
 
 register_published_model(PublishedModel(
