@@ -18,11 +18,11 @@ import torchvision
 from torch import nn
 
 from vpr.models.pretrained import get_published_model, list_published_models
+from vpr.models.pretrained.build import build_published_model
 from vpr.models.pretrained.cosplace import COSPLACE_DIMS
 from vpr.models.pretrained.eigenplaces import EIGENPLACES_DIMS
 from vpr.models.pretrained.files import PublishedWeightsError, read_state_dict
 from vpr.models.pretrained.hub import resolve_weights
-from vpr.models.pretrained.build import build_published_model
 from vpr.models.pretrained.load import load_published
 
 # ---------------------------------------------------------------- fabricated upstream files
@@ -379,3 +379,71 @@ def test_load_published_from_the_hub_cache(tmp_path, monkeypatch, no_network):
     with torch.no_grad():
         assert torch.allclose(network(images), cosplace_reference(state, "resnet18", images),
                               atol=1e-5)
+
+
+# ---------------------------------------------------------------- the commands, end to end
+
+RUN = ["--num_workers", "0", "--no_progress_bar", "--accelerator", "cpu", "--devices", "1",
+       "--precision", "32-true"]
+
+
+def test_vpr_test_with_a_published_model_file(tiny_retrieval, tmp_path, capsys):
+    from vpr.cli import main as vpr_main
+
+    torch.save(geolocalization_net_state("resnet18", 32, seed=6),
+               tmp_path / "ResNet18_32_cosplace.pth")
+    logs = tmp_path / "logs"
+    code = vpr_main(["test", "--model", "cosplace:resnet18-32", "--weights",
+                     str(tmp_path / "ResNet18_32_cosplace.pth"), "--test_path",
+                     str(tiny_retrieval), "--log_dir", str(logs), "--exp_name", "cosplace",
+                     *RUN])
+    assert code == 0, capsys.readouterr().err
+    assert "Test " in capsys.readouterr().out
+    [results] = (logs / "lightning_logs" / "cosplace" / "results").glob("test_*/results.json")
+    import json
+
+    result = json.loads(results.read_text())
+    assert result["queries_num"] == 3 and set(result["recalls"]) >= {"R@1", "R@5"}
+    assert "cosplace:resnet18-32" in result["checkpoint"]
+
+
+def test_vpr_test_reports_a_file_that_does_not_fit(tiny_retrieval, tmp_path, capsys):
+    from vpr.cli import main as vpr_main
+
+    torch.save(geolocalization_net_state("resnet18", 64), tmp_path / "w.pth")
+    code = vpr_main(["test", "--model", "cosplace:resnet18-32", "--weights",
+                     str(tmp_path / "w.pth"), "--test_path", str(tiny_retrieval),
+                     "--log_dir", str(tmp_path / "logs"), *RUN])
+    assert code == 2
+    error = capsys.readouterr().err
+    assert error.startswith("vpr: error: ") and "w.pth (cosplace:resnet18-32)" in error
+    assert "aggregator.projection.weight: file (64, 512) vs model (32, 512)" in error
+    code = vpr_main(["test", "--test_path", str(tiny_retrieval), *RUN])
+    assert code == 2 and "--ckpt_path" in capsys.readouterr().err
+
+
+def test_train_init_from_then_test_without_the_file(tiny_train, tiny_retrieval, tmp_path):
+    from vpr.cli import main as vpr_main
+    from vpr.training.checkpoints import load_module
+
+    state = geolocalization_net_state("resnet18", 32, seed=8)
+    weights = tmp_path / "ResNet18_32_cosplace.pth"
+    torch.save(state, weights)
+    logs = tmp_path / "logs"
+    code = vpr_main(["train", "--model", "cosplace:resnet18-32", "--init_from", str(weights),
+                     "--train_path", str(tiny_train), "--val_path", str(tiny_retrieval),
+                     "--image_size", "32", "--batch_size", "2", "--img_per_place", "2",
+                     "--min_img_per_place", "2", "--max_epochs", "1", "--lr", "0",
+                     "--weight_decay", "0", "--exp_name", "ft", "--log_dir", str(logs), *RUN])
+    assert code == 0
+    last = logs / "lightning_logs" / "ft" / "checkpoints" / "last.ckpt"
+    weights.unlink()  # the checkpoint must not need the authors' file any more
+    module = load_module(last).eval()
+    assert module.hparams.published_model == "cosplace:resnet18-32"
+    # lr 0: the fine-tuned weights are the authors' (BatchNorm statistics aside, which
+    # training updates), so the projection is theirs exactly.
+    assert torch.equal(module.model.aggregator.projection.weight, state["aggregation.3.weight"])
+    assert torch.equal(module.model.aggregator.pool.p, state["aggregation.1.p"])
+    code = vpr_main(["test", "--ckpt_path", str(last), "--test_path", str(tiny_retrieval),
+                     *RUN])
+    assert code == 0

@@ -39,10 +39,11 @@ MODULE_DEFAULTS: dict[str, Any] = {
     "save_only_wrong_preds": False,
     "group_rule": "auto",
     "dist_thresholds": (10.0, 25.0, 50.0, 100.0),
+    "published_model": "",
 }
 
 # Options whose value must match the checkpoint: they define the network.
-ARCHITECTURE_KEYS = ("backbone", "agg_arch", "descriptors_dim", "agg_options")
+ARCHITECTURE_KEYS = ("backbone", "agg_arch", "descriptors_dim", "agg_options", "published_model")
 
 
 def image_size(text: str) -> int:
