@@ -447,3 +447,47 @@ def test_train_init_from_then_test_without_the_file(tiny_train, tiny_retrieval, 
     code = vpr_main(["test", "--ckpt_path", str(last), "--test_path", str(tiny_retrieval),
                      *RUN])
     assert code == 0
+
+
+def test_index_locate_with_a_published_model(tiny_retrieval, tmp_path, capsys):
+    import json
+
+    from vpr.cli import main as vpr_main
+    from vpr.locate import LocationIndex
+
+    weights = tmp_path / "ResNet18_32_cosplace.pth"
+    torch.save(geolocalization_net_state("resnet18", 32, seed=9), weights)
+    database = tiny_retrieval / "database"
+    code = vpr_main(["index", "build", "--model", "cosplace:resnet18-32", "--weights",
+                     str(weights), "--database", str(database), "--out", str(tmp_path / "idx"),
+                     "--device", "cpu", "--precision", "32", "--no_progress_bar"])
+    assert code == 0, capsys.readouterr().err
+    index = LocationIndex.load(tmp_path / "idx")
+    recorded = index.meta["model"]
+    assert recorded["published_model"] == "cosplace:resnet18-32"
+    assert recorded["weights"] == str(weights.resolve()) and recorded["checkpoint"] is None
+    capsys.readouterr()
+    # A database image locates itself: same model rebuilt from the index's record.
+    photo = sorted(database.glob("*.jpg"))[3]
+    code = vpr_main(["locate", str(photo), "--index", str(tmp_path / "idx"), "--json",
+                     "--device", "cpu", "--top_k", "1"])
+    assert code == 0
+    [result] = json.loads(capsys.readouterr().out)
+    assert result["matches"][0]["path"] == str(photo.resolve())
+    assert result["matches"][0]["similarity"] == pytest.approx(1.0, abs=1e-4)
+    # Another model, or other weights, are refused: their descriptors would not compare.
+    code = vpr_main(["locate", str(photo), "--index", str(tmp_path / "idx"),
+                     "--model", "eigenplaces:resnet18-256", "--device", "cpu"])
+    assert code == 2 and "was built with cosplace:resnet18-32" in capsys.readouterr().err
+    torch.save(geolocalization_net_state("resnet18", 32, seed=10), tmp_path / "other.pth")
+    code = vpr_main(["locate", str(photo), "--index", str(tmp_path / "idx"), "--weights",
+                     str(tmp_path / "other.pth"), "--device", "cpu"])
+    assert code == 2 and "is not the weights file" in capsys.readouterr().err
+    # Moved weights are found again with --weights.
+    moved = weights.rename(tmp_path / "moved.pth")
+    code = vpr_main(["locate", str(photo), "--index", str(tmp_path / "idx"), "--device", "cpu"])
+    assert code == 2 and "pass --weights" in capsys.readouterr().err
+    code = vpr_main(["locate", str(photo), "--index", str(tmp_path / "idx"), "--weights",
+                     str(moved), "--device", "cpu", "--json", "--top_k", "1"])
+    assert code == 0
+    assert json.loads(capsys.readouterr().out)[0]["matches"][0]["path"] == str(photo.resolve())

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -51,3 +52,36 @@ def published_choice(args: argparse.Namespace) -> PublishedChoice:
     """The ``--model`` and ``--weights``/``--init_from`` of a parsed command line."""
     weights = getattr(args, "weights", None) or getattr(args, "init_from", None)
     return PublishedChoice(model=getattr(args, "published_model", None), weights=weights)
+
+
+MOVED_WEIGHTS_HELP = ("the weights file of the index's published model, if it moved "
+                      "(checked by sha256)")
+
+
+def image_size_of(args: argparse.Namespace) -> tuple[int, int] | None:
+    """``--image_size H [W]`` as (H, W), or None."""
+    size = getattr(args, "image_size", None)
+    if not size:
+        return None
+    if len(size) > 2 or min(size) <= 0:
+        raise ValueError(f"--image_size takes H [W] positive pixels, got {size}")
+    return (size[0], size[0]) if len(size) == 1 else (size[0], size[1])
+
+
+def model_file_of_index(index: Any, args: argparse.Namespace) -> str | None:
+    """Where the index's model file is now (``--ckpt_path`` or ``--weights``), checking that
+    ``--model``, if given, is the index's model."""
+    choice = published_choice(args)
+    recorded = index.meta["model"]
+    if choice.model:
+        from vpr.models.pretrained import get_published_model
+
+        asked = get_published_model(choice.model).key
+        if asked != recorded.get("published_model"):
+            built_with = recorded.get("published_model") or f"checkpoint {recorded['checkpoint']}"
+            raise ValueError(f"--model {asked}: index {index.path} was built with {built_with}; "
+                             "its descriptors come from that model only")
+    if choice.weights and not recorded.get("published_model"):
+        raise ValueError(f"--weights: index {index.path} was built with a checkpoint of ours; "
+                         "use --ckpt_path if it moved")
+    return getattr(args, "ckpt_path", None) or choice.weights

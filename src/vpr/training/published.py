@@ -58,3 +58,20 @@ def load_published_weights(module: Any, spec: str, weights: str | Path | None,
     """
     network, _ = load_published(spec, weights, tuple(image_size) if image_size else None)
     module.model.load_state_dict(network.state_dict())
+
+
+def published_module(spec: str, weights: str | Path | None,
+                     image_size: tuple[int, int] | list[int] | None = None):
+    """A `VPRModule` of published model `spec` holding its weights, for evaluation.
+
+    Returns:
+        ``(module, weights_path)``: the local file the weights were read from.
+    """
+    from vpr.models.pretrained.hub import resolve_weights
+    from vpr.models.pretrained.load import default_weights
+    from vpr.training.module import VPRModule
+
+    path = resolve_weights(weights if weights else default_weights(get_published_model(spec)))
+    module = VPRModule(**published_hparams(spec, image_size))
+    load_published_weights(module, spec, path, image_size)
+    return module, path
