@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-TORCH_SUFFIXES = (".pth", ".pt", ".ckpt", ".bin")
+TORCH_SUFFIXES = (".pth", ".pt", ".ckpt", ".bin", ".torch")
 WEIGHTS_SUFFIXES = (".safetensors", *TORCH_SUFFIXES)
 
 
