@@ -357,6 +357,29 @@ def test_hub_weights_missing_offline_is_one_clear_error(tmp_path, monkeypatch, n
     assert "HF_HUB_OFFLINE is set" in message and "hf download someone/salad" in message
 
 
+def test_hub_download_failure_is_one_clear_error(tmp_path, monkeypatch):
+    """Online and not cached: the hub is asked once, and its failure becomes one line."""
+    import huggingface_hub
+
+    calls = []
+
+    def fake_download(repo_id, filename, cache_dir=None, local_files_only=False, **kwargs):
+        calls.append(local_files_only)
+        if local_files_only:
+            raise huggingface_hub.errors.LocalEntryNotFoundError("not cached")
+        raise OSError("Connection refused\nmore detail")
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_download)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty"))
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    with pytest.raises(PublishedWeightsError) as error:
+        resolve_weights("hf:someone/boq/model.pth")
+    assert calls == [True, False]  # the cache first, then the network
+    message = str(error.value)
+    assert "\n" not in message and "could not be downloaded (OSError: Connection refused)" \
+        in message and "someone/boq/model.pth" in message
+
+
 def test_hub_repository_with_several_files_asks_for_one(tmp_path, monkeypatch, no_network):
     cache = fake_hub_cache(tmp_path / "hub", "org/repo", {"a.pth": b"1", "b.safetensors": b"2"})
     monkeypatch.setenv("HF_HUB_CACHE", str(cache))
