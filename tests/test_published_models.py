@@ -198,6 +198,7 @@ def test_geolocalization_net_matches_the_authors_forward_pass(key):
     assert (ours[0] - ours[1]).abs().max() > 1e-3
 
 
+@pytest.mark.slow
 def test_mixvpr_file_loads_strictly_and_matches_the_authors_forward_pass():
     model = get_published_model("mixvpr")
     state = mixvpr_state(seed=5)
@@ -288,7 +289,8 @@ def test_load_published_from_a_file(tmp_path: Path):
 
 
 def test_model_without_hub_source_needs_weights():
-    with pytest.raises(PublishedWeightsError, match="needs --weights FILE.*github.com/gmberton"):
+    with pytest.raises(PublishedWeightsError,
+                       match="needs its weights: --weights .*github.com/gmberton"):
         load_published("cosplace:resnet18-64")
 
 
@@ -445,6 +447,7 @@ def test_vpr_test_reports_a_file_that_does_not_fit(tiny_retrieval, tmp_path, cap
     assert code == 2 and "--ckpt_path" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_train_init_from_then_test_without_the_file(tiny_train, tiny_retrieval, tmp_path):
     from vpr.cli import main as vpr_main
     from vpr.training.checkpoints import load_module
