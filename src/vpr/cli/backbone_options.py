@@ -14,7 +14,7 @@ def non_negative(text: str) -> int:
 
 
 def add_backbone_training_options(parser: argparse.ArgumentParser) -> None:
-    """Adds --train_blocks and --grad_checkpointing (recorded in the checkpoint)."""
+    """Adds --train_blocks, --grad_checkpointing and --vit_depth (recorded in the checkpoint)."""
     group = parser.add_argument_group("backbone fine-tuning")
     group.add_argument("--train_blocks", type=non_negative, default=None, metavar="N",
                        help="train only the last N blocks of a ViT (+ its final norm) or the "
@@ -23,3 +23,6 @@ def add_backbone_training_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--grad_checkpointing", action="store_true", default=None,
                        help="ViT: recompute each trained block's activations in the backward "
                             "pass, trading compute for memory")
+    group.add_argument("--vit_depth", type=non_negative, default=None, metavar="N",
+                       help="ViT: keep only the first N blocks (small experiments; changes "
+                            "the architecture) (default: all)")

@@ -23,6 +23,7 @@ MODULE_DEFAULTS: dict[str, Any] = {
     "pretrained": "imagenet",
     "train_blocks": None,
     "grad_checkpointing": False,
+    "vit_depth": None,
     "loss_name": "MultiSimilarityLoss",
     "loss_options": {},
     "miner_name": "MultiSimilarityMiner",
@@ -43,7 +44,8 @@ MODULE_DEFAULTS: dict[str, Any] = {
 }
 
 # Options whose value must match the checkpoint: they define the network.
-ARCHITECTURE_KEYS = ("backbone", "agg_arch", "descriptors_dim", "agg_options", "published_model")
+ARCHITECTURE_KEYS = ("backbone", "agg_arch", "descriptors_dim", "agg_options", "vit_depth",
+                     "published_model")
 
 
 def image_size(text: str) -> int:

@@ -23,8 +23,20 @@ from vpr.training.losses import build_loss, build_miner, compute_loss
 
 logger = logging.getLogger(__name__)
 
+def backbone_training_options(train_blocks: int | None, grad_checkpointing: bool,
+                               vit_depth: int | None) -> dict[str, Any]:
+    """The `build_backbone` options of --train_blocks/--grad_checkpointing/--vit_depth."""
+    options: dict[str, Any] = {"train_blocks": train_blocks}
+    if grad_checkpointing:
+        options["grad_checkpointing"] = True
+    if vit_depth is not None:
+        options["depth"] = vit_depth
+    return options
+
+
 # Hyper-parameters that define the network's shape: a checkpoint rebuilds the model from these.
-MODEL_KEYS = ("backbone", "agg_arch", "descriptors_dim", "image_size", "agg_options")
+MODEL_KEYS = ("backbone", "agg_arch", "descriptors_dim", "image_size", "agg_options",
+              "vit_depth")
 
 
 class VPRModule(L.LightningModule):
@@ -46,6 +58,7 @@ class VPRModule(L.LightningModule):
         pretrained: str = "imagenet",
         train_blocks: int | None = None,
         grad_checkpointing: bool = False,
+        vit_depth: int | None = None,
         loss_name: str = "MultiSimilarityLoss",
         loss_options: dict[str, Any] | None = None,
         miner_name: str = "MultiSimilarityMiner",
@@ -67,13 +80,14 @@ class VPRModule(L.LightningModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
+        backbone_options = backbone_training_options(train_blocks, grad_checkpointing,
+                                                     vit_depth)
         if published_model:
             # A published architecture (its weights are loaded by the caller, or come from
             # this module's checkpoint).
             self.model = build_published_architecture(
                 get_published_model(published_model),
-                tuple(image_size) if image_size else None,
-                train_blocks=train_blocks, grad_checkpointing=grad_checkpointing)
+                tuple(image_size) if image_size else None, **backbone_options)
         else:
             self.model = build_model(
                 backbone=backbone,
@@ -82,8 +96,7 @@ class VPRModule(L.LightningModule):
                 image_size=tuple(image_size) if image_size else (224, 224),
                 pretrained=pretrained,
                 agg_options=dict(agg_options or {}),
-                backbone_options={"train_blocks": train_blocks,
-                                  "grad_checkpointing": grad_checkpointing},
+                backbone_options=backbone_options,
             )
         self.loss_fn = build_loss(loss_name, **dict(loss_options or {}))
         self.miner = build_miner(miner_name, miner_margin, **dict(miner_options or {}))

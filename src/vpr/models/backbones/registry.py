@@ -35,6 +35,7 @@ def build_backbone(
     train_blocks: int | None = None,
     grad_checkpointing: bool = False,
     final_norm: bool = True,
+    depth: int | None = None,
 ) -> Backbone:
     """Builds a backbone by exact name.
 
@@ -48,6 +49,7 @@ def build_backbone(
             stages (ResNet); None trains everything.
         grad_checkpointing: ViT only: recompute block activations in the backward pass.
         final_norm: ViT only: apply the final LayerNorm (False gives the raw last block).
+        depth: ViT only: keep only the first N blocks (small experiment models).
 
     Returns:
         The backbone, with `out_channels`, `feature_size(image_size)` and
@@ -56,9 +58,10 @@ def build_backbone(
     canonical = _resolve_name(name)
     if canonical in VIT_ARCHITECTURES:
         return build_vit(canonical, pretrained, train_blocks=train_blocks,
-                         grad_checkpointing=grad_checkpointing, final_norm=final_norm)
-    if grad_checkpointing or not final_norm:
+                         grad_checkpointing=grad_checkpointing, final_norm=final_norm,
+                         depth=depth)
+    if grad_checkpointing or not final_norm or depth is not None:
         raise ValueError(
-            f"grad_checkpointing and final_norm apply to ViT backbones, not {canonical}"
+            f"grad_checkpointing, final_norm and depth apply to ViT backbones, not {canonical}"
         )
     return build_resnet(canonical, pretrained, cut_after, train_blocks=train_blocks)

@@ -65,6 +65,8 @@ class ViTBackbone(Backbone):
         *,
         grad_checkpointing: bool = False,
         final_norm: bool = True,
+        depth: int | None = None,
+        init_weights: bool = True,
     ) -> None:
         """Builds the timm model with random weights and keeps its encoder parts.
 
@@ -74,9 +76,16 @@ class ViTBackbone(Backbone):
             grad_checkpointing: recompute each trained block in the backward pass (memory).
             final_norm: apply the final LayerNorm to the output tokens (BoQ reads the
                 tokens before it; the norm's weights are kept either way).
+            depth: keep only this many blocks (small test and experiment models).
+            init_weights: run timm's initialisation (truncated normals: seconds for ViT-B);
+                False when the weights are loaded from a file right after.
         """
+        options = {} if depth is None else {"depth": int(depth)}
+        if not init_weights:
+            options["weight_init"] = "skip"
         vit = timm.create_model(
-            architecture.timm_name, pretrained=False, num_classes=0, dynamic_img_size=True
+            architecture.timm_name, pretrained=False, num_classes=0, dynamic_img_size=True,
+            **options,
         )
         super().__init__(name, int(vit.embed_dim))
         self.patch_embed = vit.patch_embed
@@ -226,6 +235,7 @@ def build_vit(
     train_blocks: int | None = None,
     grad_checkpointing: bool = False,
     final_norm: bool = True,
+    depth: int | None = None,
 ) -> ViTBackbone:
     """Builds a DINOv2 ViT backbone.
 
@@ -236,6 +246,7 @@ def build_vit(
         train_blocks: fine-tune only the last N blocks (+ final norm); None: all.
         grad_checkpointing: recompute activations of trained blocks in the backward pass.
         final_norm: apply the final LayerNorm to the output tokens.
+        depth: keep only the first N blocks (None: the architecture's depth).
     """
     keyword = str(pretrained).strip().lower()
     if keyword == "imagenet":
@@ -244,7 +255,8 @@ def build_vit(
             f"weights) or the path of a DINOv2 backbone file such as {name}_pretrain.pth"
         )
     backbone = ViTBackbone(
-        name, VIT_ARCHITECTURES[name], grad_checkpointing=grad_checkpointing, final_norm=final_norm
+        name, VIT_ARCHITECTURES[name], grad_checkpointing=grad_checkpointing,
+        final_norm=final_norm, depth=depth, init_weights=keyword == "none",
     )
     if keyword != "none":
         load_vit_file(Path(pretrained).expanduser(), backbone)
