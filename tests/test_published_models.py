@@ -517,3 +517,9 @@ def test_index_locate_with_a_published_model(tiny_retrieval, tmp_path, capsys):
                      str(moved), "--device", "cpu", "--json", "--top_k", "1"])
     assert code == 0
     assert json.loads(capsys.readouterr().out)[0]["matches"][0]["path"] == str(photo.resolve())
+    # The index grows with its own (moved) weights.
+    query = sorted((tiny_retrieval / "queries").glob("*.jpg"))[0]
+    code = vpr_main(["index", "add", "--index", str(tmp_path / "idx"), "--images", str(query),
+                     "--weights", str(moved), "--device", "cpu", "--no_progress_bar"])
+    assert code == 0
+    assert len(LocationIndex.load(tmp_path / "idx")) == len(index) + 1
