@@ -36,16 +36,17 @@ def add_published_model_options(parser: argparse.ArgumentParser, *, train: bool 
     if train:
         group.add_argument("--init_from", default=None, metavar=source,
                            help="fine-tune --model starting from the authors' weights: a "
-                                ".pth/.pt/.ckpt/.safetensors file or a Hugging Face repository "
-                                "(read from the local cache first; HF_HUB_OFFLINE honoured); "
-                                "default: the model's registered hub source")
+                                ".pth/.pt/.ckpt/.torch/.safetensors file or a Hugging Face "
+                                "repository (read from the local cache first; HF_HUB_OFFLINE "
+                                "honoured); "
+                                "default: the model's registered hub source, if any")
     else:
         group.add_argument("--weights", default=None, metavar=source,
                            help=weights_help or
-                           "the weights of --model: a .pth/.pt/.ckpt/.safetensors file or a "
+                           "the weights of --model: a .pth/.pt/.ckpt/.torch/.safetensors file or a "
                            "Hugging Face repository (read from the local cache first; "
                            "HF_HUB_OFFLINE honoured); default: the model's registered hub "
-                           "source")
+                           "source, if any")
 
 
 def published_choice(args: argparse.Namespace) -> PublishedChoice:
