@@ -4,6 +4,7 @@ from vpr.data.geotag import GeoTagError
 from vpr.data.images import BadImageError
 from vpr.training.checkpoints import CheckpointError
 from vpr.training.run import RunError
+from vpr.utils.locking import LockTimeoutError
 
 USER_ERRORS: tuple[type[BaseException], ...] = (
     GeoTagError,
@@ -14,4 +15,5 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
     NotADirectoryError,
     ValueError,
     FloatingPointError,
+    LockTimeoutError,
 )

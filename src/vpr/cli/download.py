@@ -9,12 +9,29 @@ from pathlib import Path
 DATASET_NAMES = ("gsv_xs", "sf_xs", "tokyo_xs")
 
 
+def _benchmark_names() -> list[str]:
+    from vpr.benchmarks.manifest import list_manifests
+
+    return [name for name in list_manifests() if name != "synthetic"]
+
+
 def _dataset_name(text: str) -> str:
     # A type check rather than `choices`: Python 3.11 rejects `choices` with nargs="*".
-    if text not in DATASET_NAMES:
+    if text not in DATASET_NAMES and text not in _benchmark_names():
         raise argparse.ArgumentTypeError(
-            f"unknown dataset {text!r}; choose from {', '.join(DATASET_NAMES)}")
+            f"unknown dataset {text!r}; choose from {', '.join(DATASET_NAMES)} or a standard "
+            f"benchmark: {', '.join(_benchmark_names())}")
     return text
+
+
+def explain_benchmark(name: str) -> str:
+    """Where to get a standard benchmark's raw data, and the command that converts it."""
+    from vpr.benchmarks.manifest import load_manifest
+
+    manifest = load_manifest(name)
+    how = ("needs a request form" if manifest.access == "request" else
+           "is not fetched automatically by this version")
+    return f"{name} {how}: {manifest.obtain}"
 
 
 def add_parser(subparsers) -> None:
@@ -30,7 +47,9 @@ def add_parser(subparsers) -> None:
     )
     parser.add_argument("datasets", nargs="*", type=_dataset_name, default=[],
                         metavar="DATASET",
-                        help=f"which datasets: {', '.join(DATASET_NAMES)} (default: all three)")
+                        help=f"which datasets: {', '.join(DATASET_NAMES)} (default: all three); "
+                             "a standard benchmark name (pitts30k_test, msls_val_740...) "
+                             "says where to get it and how to convert it")
     parser.add_argument("--out", type=Path, default=Path("data"), metavar="DIR",
                         help="folder that receives one sub-folder per dataset (default: data)")
     parser.add_argument("--archive", type=Path, default=None, metavar="ZIP",
@@ -46,6 +65,12 @@ def run(args: argparse.Namespace) -> int:
     from vpr.data.download import DownloadError, download_dataset
 
     names = list(dict.fromkeys(args.datasets)) or list(DATASET_NAMES)
+    benchmarks = [name for name in names if name not in DATASET_NAMES]
+    if benchmarks:
+        # Standard benchmarks come from their authors; `vpr data convert` formats them.
+        for name in benchmarks:
+            print(f"vpr: error: {explain_benchmark(name)}", file=sys.stderr)
+        return 2
     if args.archive is not None and len(names) != 1:
         print("vpr: error: --archive needs exactly one dataset name, e.g. "
               "`vpr download tokyo_xs --archive tokyo_xs.zip`", file=sys.stderr)

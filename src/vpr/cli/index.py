@@ -26,6 +26,14 @@ def _add_extraction_options(parser: argparse.ArgumentParser) -> None:
                         help="32, 16-mixed, bf16-mixed or auto (default: auto = bf16 where the "
                              "GPU or CPU computes it natively, else 32)")
     parser.add_argument("--no_progress_bar", action="store_true", help="disable progress bars")
+    add_lock_options(parser)
+
+
+def add_lock_options(parser: argparse.ArgumentParser) -> None:
+    """Options of commands that write an index: how long to wait for another writer."""
+    parser.add_argument("--lock_timeout", type=float, default=600.0,
+                        help="seconds to wait while another process writes the same index, "
+                             "then give up naming its pid (default: 600)")
 
 
 def add_parser(subparsers) -> None:
@@ -105,6 +113,7 @@ def run(args: argparse.Namespace) -> int:
             precision=args.precision, overwrite=args.overwrite,
             progress=not args.no_progress_bar, index_options=options,
             model=choice.model, weights=choice.weights, image_size=image_size_of(args),
+            lock_timeout=args.lock_timeout,
         )
         print(f"Built {index}")
         return 0
@@ -113,7 +122,8 @@ def run(args: argparse.Namespace) -> int:
         moved = model_file_of_index(index, args)
         added = index.add(args.images, ckpt_path=moved, batch_size=args.batch_size,
                           num_workers=args.num_workers, device=args.device,
-                          precision=args.precision, progress=not args.no_progress_bar)
+                          precision=args.precision, progress=not args.no_progress_bar,
+                          lock_timeout=args.lock_timeout)
         print(f"Added {added} images: {index}")
         return 0
     model = index.meta["model"]

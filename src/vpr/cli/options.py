@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from vpr.cli.train_format import add_train_format_option
 from vpr.models.aggregators import list_aggregators
 from vpr.training.losses import list_losses, list_miners, parse_overrides
 
@@ -73,7 +74,9 @@ def add_data_options(parser: argparse.ArgumentParser, *, need_train: bool) -> No
     group = parser.add_argument_group("data")
     group.add_argument("--train_path", type=str, default=None,
                        help="training set: folder tree of @-named images, one place id per note "
-                            "field (GSV-XS layout)" + ("" if need_train else "; ignored here"))
+                            "field (GSV-XS layout), or a GSV-Cities folder"
+                            + ("" if need_train else "; ignored here"))
+    add_train_format_option(group)
     group.add_argument("--val_path", type=str, default=None,
                        help="validation set folder with database/ and queries/")
     group.add_argument("--test_path", type=str, nargs="+", default=None,

@@ -36,6 +36,7 @@ from vpr.data.cache import CachedReader
 from vpr.data.datasets import RetrievalSet, TrainPlaces, collate_places
 from vpr.data.decode import UInt8Reader
 from vpr.data.device_decode import EncodedReader, collate_indexed, device_decode_available
+from vpr.data.gsv_cities import train_places_type
 from vpr.data.samplers import EpochShuffleSampler, ShardedSequentialSampler
 from vpr.data.transforms import IMAGENET_MEAN, IMAGENET_STD, eval_transform, train_transform
 
@@ -100,13 +101,14 @@ class InputPipeline:
         return UInt8Reader(self.image_size)
 
     def train_set(self, root: str | Path, img_per_place: int,
-                  min_img_per_place: int) -> TrainPlaces:
+                  min_img_per_place: int, train_format: str = "auto") -> TrainPlaces:
+        places_type = train_places_type(root, train_format)  # GSV-XS folders or GSV-Cities
         if self.name == "seed":
-            return TrainPlaces(root, train_transform(self.image_size, self.randaugment_ops,
+            return places_type(root, train_transform(self.image_size, self.randaugment_ops,
                                                      self.mean, self.std),
                                img_per_place=img_per_place,
                                min_img_per_place=min_img_per_place)
-        dataset = TrainPlaces(root, None, img_per_place=img_per_place,
+        dataset = places_type(root, None, img_per_place=img_per_place,
                               min_img_per_place=min_img_per_place, reader=self.reader())
         if self.cache_images:
             dataset.reader = self._cached(

@@ -252,7 +252,8 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     val_path = _require(args.val_path, "--val_path")
     # Build every dataset before any long work: bad input fails here, in seconds.
     train_set = _pipeline(args, hparams).train_set(
-        train_path, img_per_place=args.img_per_place, min_img_per_place=args.min_img_per_place)
+        train_path, img_per_place=args.img_per_place, min_img_per_place=args.min_img_per_place,
+        train_format=getattr(args, "train_format", "auto"))
     val_set = _retrieval_set(val_path, hparams, args)
     test_sets = [_retrieval_set(path, hparams, args) for path in (args.test_path or [])]
     module = VPRModule(**hparams)
@@ -403,7 +404,7 @@ RESUMED_SETTINGS = ("train_path", "val_path", "test_path", "batch_size", "img_pe
                     "min_img_per_place", "positive_dist_threshold", "randaugment_ops",
                     "eval_batch_size", "seed", "gradient_clip_val", "limit_train_batches",
                     "precision", "pipeline", "decode", "cache_images", "channels_last",
-                    "compile")
+                    "compile", "train_format")
 
 
 def _fill_args_from_previous(args: argparse.Namespace, run_dir: Path) -> None:

@@ -1,0 +1,86 @@
+"""Converters of the standard VPR benchmarks into our @-format test set folders.
+
+One module per dataset builds a `ConversionPlan` from the raw download; `write_plan` links
+the images into ``<out>/database`` and ``<out>/queries``. Converters are found by exact
+name (the protocol name of their manifest in `vpr.benchmarks`).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+from vpr.datatools.convert.msls import msls_val_740_plan, msls_val_full_plan
+from vpr.datatools.convert.nordland import nordland_plan
+from vpr.datatools.convert.pittsburgh import pittsburgh_plan
+from vpr.datatools.convert.plan import ConversionPlan, ConvertError, Item
+from vpr.datatools.convert.prepared import prepared_plan
+from vpr.datatools.convert.tokyo247 import tokyo247_plan
+from vpr.datatools.convert.writer import ConvertReport, write_plan
+
+
+@dataclass(frozen=True)
+class Converter:
+    """A named converter: ``plan(raw_dir)`` and the raw layout it expects, in words."""
+
+    name: str
+    plan: Callable[[Path], ConversionPlan]
+    expects: str
+
+
+CONVERTERS: dict[str, Converter] = {}
+
+
+def register_converter(name: str, plan: Callable[[Path], ConversionPlan], expects: str) -> None:
+    """Registers a converter under its exact name; warns on a duplicate."""
+    if name in CONVERTERS:
+        warnings.warn(f"converter {name!r} is registered twice", stacklevel=2)
+    CONVERTERS[name] = Converter(name, plan, expects)
+
+
+def get_converter(name: str) -> Converter:
+    """The converter of exact ``name``; an unknown name is an error listing the valid ones."""
+    if name not in CONVERTERS:
+        raise ValueError(f"unknown dataset {name!r}; valid: {', '.join(sorted(CONVERTERS))}")
+    return CONVERTERS[name]
+
+
+def convert_dataset(name: str, raw: str | Path, out: str | Path, copy: bool = False,
+                    progress: bool = True) -> ConvertReport:
+    """Converts the raw download of ``name`` in ``raw`` into the test set folder ``out``."""
+    raw = Path(raw)
+    if not raw.is_dir():
+        raise ConvertError(f"{raw}: raw data folder not found; expected "
+                           f"{get_converter(name).expects}")
+    plan = get_converter(name).plan(raw)
+    return write_plan(plan, out, copy=copy, progress=progress)
+
+
+for _split in ("test", "val"):
+    for _size in ("30k", "250k"):
+        register_converter(f"pitts{_size}_{_split}",
+                           partial(pittsburgh_plan, protocol=f"pitts{_size}_{_split}"),
+                           f"Pittsburgh: 000/..010/, queries_real/, datasets/pitts{_size}_"
+                           f"{_split}.mat")
+register_converter("tokyo247", tokyo247_plan,
+                   "Tokyo 24/7: datasets/tokyo247.mat, 03814/..03829/, 247query_subset_v2/")
+register_converter("msls_val_740", msls_val_740_plan,
+                   "MSLS: train_val/{cph,sf}/{database,query}/ and msls_val_*.npy lists")
+register_converter("msls_val_full", msls_val_full_plan,
+                   "MSLS: train_val/{cph,sf}/{database,query}/ with raw.csv, images/")
+register_converter("nordland", nordland_plan,
+                   "Nordland: summer/, winter/, cleanImageNames.txt")
+for _name in ("st_lucia", "amstertime", "eynsham", "sped", "sf_xl_test_v1", "sf_xl_test_v2"):
+    register_converter(_name, partial(prepared_plan, protocol=_name),
+                       "an @-format test set: images/test/{database,queries}/")
+for _condition in ("night", "overcast", "rain", "snow", "sun"):
+    register_converter(f"svox_{_condition}",
+                       partial(prepared_plan, protocol=f"svox_{_condition}",
+                               queries_folder=f"queries_{_condition}"),
+                       f"SVOX (@-format): images/test/database/ and queries_{_condition}/")
+
+__all__ = ["CONVERTERS", "ConversionPlan", "ConvertError", "ConvertReport", "Converter", "Item",
+           "convert_dataset", "get_converter", "register_converter", "write_plan"]

@@ -1,0 +1,326 @@
+"""Converters of the standard benchmarks: tiny raw trees in the upstream layouts."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import write_image
+from PIL import Image
+from scipy.io import savemat
+
+from vpr.cli import main
+from vpr.data.datasets import RetrievalSet
+from vpr.data.geotag import GeoTagError, parse_filename
+from vpr.data.images import list_images
+from vpr.datatools.convert import CONVERTERS, ConvertError, convert_dataset, get_converter
+
+
+def _jpg(path: Path, seed: int, suffix_ok: bool = True) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pixels = np.random.default_rng(seed).integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(path)
+    return path
+
+
+def _cell(names: list[str]) -> np.ndarray:
+    # A MATLAB cell array of strings, as savemat writes an object array.
+    cell = np.empty((len(names), 1), dtype=object)
+    for index, name in enumerate(names):
+        cell[index, 0] = name
+    return cell
+
+
+def _db_struct(path: Path, database: list[str], database_utm: list[tuple[float, float]],
+               queries: list[str], query_utm: list[tuple[float, float]],
+               suffix: str = "Fns") -> None:
+    """A NetVLAD dbStruct; ``suffix`` "Fns" spells the path fields as NetVLAD's MATLAB code
+    (dbImageFns, qImageFns), "" as the Python loaders (dbImage, qImage)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    savemat(path, {"dbStruct": {
+        "whichSet": "test",
+        f"dbImage{suffix}": _cell(database),
+        "utmDb": np.array(database_utm, dtype=np.float64).T,  # 2 x N, as NetVLAD stores it
+        f"qImage{suffix}": _cell(queries),
+        "utmQ": np.array(query_utm, dtype=np.float64).T,
+        "numImages": float(len(database)),
+        "numQueries": float(len(queries)),
+        "posDistThr": 25.0,
+        "posDistSqThr": 625.0,
+        "nonTrivPosDistSqThr": 100.0,
+    }})
+
+
+def _by_name(folder: Path) -> dict[str, Path]:
+    return {parse_filename(path).pano_id + "|" + parse_filename(path).tile_num: path
+            for path in list_images(folder)}
+
+
+@pytest.fixture
+def pitts_raw(tmp_path: Path) -> Path:
+    raw = tmp_path / "pitts_raw"
+    database = ["000/000000_pitch1_yaw1.jpg", "000/000000_pitch2_yaw3.jpg",
+                "001/001000_pitch1_yaw1.jpg"]
+    database_utm = [(585000.0, 4477000.0), (585000.0, 4477000.0), (585100.0, 4477000.0)]
+    queries = ["000/000100_pitch1_yaw5.jpg", "000/000101_pitch1_yaw1.jpg"]
+    # Query 0 is 10 m from the first panorama; query 1 is 500 m from everything.
+    query_utm = [(585010.0, 4477000.0), (585600.0, 4477000.0)]
+    for seed, name in enumerate(database):
+        _jpg(raw / name, seed)
+    for seed, name in enumerate(queries):
+        _jpg(raw / "queries_real" / name, 10 + seed)
+    _db_struct(raw / "datasets" / "pitts30k_test.mat", database, database_utm, queries,
+               query_utm, suffix="")
+    return raw
+
+
+def test_pittsburgh_converts_images_coordinates_and_positives(pitts_raw: Path, tmp_path: Path):
+    out = tmp_path / "p30k"
+    report = convert_dataset("pitts30k_test", pitts_raw, out, progress=False)
+    assert (report.database_num, report.queries_num, report.created) == (3, 2, 5)
+    database = _by_name(out / "database")
+    assert set(database) == {"000000|0", "000000|26", "001000|0"}  # (pitch-1)*24 + yaw-1
+    tag = parse_filename(database["001000|0"])
+    assert (tag.utm_east, tag.utm_north, tag.utm_zone_number, tag.utm_zone_letter) == (
+        585100.0, 4477000.0, 17, "T")
+    assert 40.0 < tag.latitude < 41.0 and -81.0 < tag.longitude < -79.0  # Pittsburgh
+    # Hard links: the very same files, no copy.
+    assert os.path.samefile(database["001000|0"], pitts_raw / "001/001000_pitch1_yaw1.jpg")
+    # Positives within 25 m: query 0 has the two cut-outs of panorama 000000, query 1 none.
+    test_set = RetrievalSet(out, None)
+    positives = {parse_filename(q).pano_id: {parse_filename(test_set.database_paths[i]).pano_id
+                                             for i in found}
+                 for q, found in zip(test_set.query_paths, test_set.positives_per_query)}
+    assert positives == {"000100": {"000000"}, "000101": set()}
+    assert len(test_set.positives_per_query[0]) == 2
+    assert report.queries_without_positives == [test_set.query_paths[1].name]
+    info = json.loads((out / "vpr_dataset.json").read_text())
+    assert info["protocol"] == "pitts30k_test" and info["queries_num"] == 2
+    assert not (out / "ground_truth.json").exists()
+
+
+def test_conversion_resumes_checks_and_copies(pitts_raw: Path, tmp_path: Path):
+    out = tmp_path / "p30k"
+    convert_dataset("pitts30k_test", pitts_raw, out, progress=False)
+    again = convert_dataset("pitts30k_test", pitts_raw, out, progress=False)
+    assert (again.created, again.already_there) == (0, 5)
+    # A different file where an image should be is never silently accepted.
+    victim = list_images(out / "queries")[0]
+    victim.unlink()
+    victim.write_bytes(b"something else entirely")
+    with pytest.raises(ConvertError, match="exists but is not"):
+        convert_dataset("pitts30k_test", pitts_raw, out, progress=False)
+    copied = convert_dataset("pitts30k_test", pitts_raw, tmp_path / "copy", copy=True,
+                             progress=False)
+    assert copied.linked_by == {"copies": 5}
+    first = list_images(tmp_path / "copy" / "database")[0]
+    assert first.stat().st_nlink == 1
+
+
+def test_a_dbstruct_without_path_fields_is_named(tmp_path: Path):
+    from vpr.datatools.convert.dbstruct import read_db_struct
+
+    path = tmp_path / "bad.mat"
+    savemat(path, {"dbStruct": {"whichSet": "test", "utmDb": np.zeros((2, 1))}})
+    with pytest.raises(ConvertError, match="lacks dbImageFns or dbImage"):
+        read_db_struct(path)
+    savemat(path, {"other": np.zeros(2)})
+    with pytest.raises(ConvertError, match="no 'dbStruct'"):
+        read_db_struct(path)
+
+
+def test_missing_raw_files_name_what_was_expected(pitts_raw: Path, tmp_path: Path):
+    with pytest.raises(ConvertError, match="pitts250k_test.mat"):
+        convert_dataset("pitts250k_test", pitts_raw, tmp_path / "out", progress=False)
+    (pitts_raw / "001/001000_pitch1_yaw1.jpg").unlink()
+    with pytest.raises(ConvertError, match=r"raw image not found \(1 of 5 missing\)"):
+        convert_dataset("pitts30k_test", pitts_raw, tmp_path / "out", progress=False)
+    with pytest.raises(ValueError, match="unknown dataset 'pitts'"):
+        get_converter("pitts")
+
+
+def test_cli_convert_and_one_line_error(pitts_raw: Path, tmp_path: Path, capsys):
+    out = tmp_path / "cli"
+    assert main(["data", "convert", "pitts30k_test", str(pitts_raw), "--out", str(out),
+                 "--no_progress_bar"]) == 0
+    assert "2 queries" in capsys.readouterr().out
+    assert main(["data", "convert", "tokyo247", str(pitts_raw), "--out", str(out),
+                 "--no_progress_bar"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("vpr: error:") and "tokyo247.mat" in error and "\n" not in error
+
+
+def test_tokyo247_png_database_and_times_of_day(tmp_path: Path):
+    raw = tmp_path / "tokyo_raw"
+    # The .mat lists .jpg; the tars hold .png.
+    _jpg(raw / "03814" / "a_012_030.png", 1)
+    _jpg(raw / "03814" / "b_012_060.png", 2)
+    _jpg(raw / "247query_subset_v2" / "00001.jpg", 3)
+    _jpg(raw / "247query_subset_v2" / "night" / "00003.jpg", 4)
+    _db_struct(raw / "datasets" / "tokyo247.mat", ["03814/a_012_030.jpg", "03814/b_012_060.jpg"],
+               [(380000.0, 3950000.0), (380300.0, 3950000.0)], ["00001.jpg", "night/00003.jpg"],
+               [(380005.0, 3950000.0), (380290.0, 3950000.0)])
+    out = tmp_path / "tokyo"
+    convert_dataset("tokyo247", raw, out, progress=False)
+    database = list_images(out / "database")
+    assert sorted(path.suffix for path in database) == [".png", ".png"]
+    queries = {parse_filename(path).pano_id: parse_filename(path) for path in
+               list_images(out / "queries")}
+    assert queries["00003"].note == "night" and queries["00001"].note == ""
+    assert queries["00001"].utm_zone_number == 54
+    assert RetrievalSet(out, None).positives_per_query[0].size == 1
+
+
+def _msls_city(raw: Path, city: str, part: str, rows: list[tuple[str, float, float, bool, bool]],
+               seed: int) -> None:
+    """rows: (key, lat, lon, is_panorama, is_night)."""
+    folder = raw / "train_val" / city / part
+    folder.mkdir(parents=True)
+    with open(folder / "raw.csv", "w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(["", "key", "lon", "lat", "ca", "captured_at", "pano"])
+        for index, (key, lat, lon, pano, _) in enumerate(rows):
+            writer.writerow([index, key, lon, lat, 90.0, "2017-06-01 10:00:00", pano])
+    with open(folder / "postprocessed.csv", "w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(["", "key", "easting", "northing", "night", "view_direction"])
+        for index, (key, _, _, _, night) in enumerate(rows):
+            writer.writerow([index, key, 0.0, 0.0, night, "Forward"])
+    (folder / "seq_info.csv").write_text(",key,sequence_key,frame_number\n")
+    for index, (key, *_rest) in enumerate(rows):
+        _jpg(folder / "images" / f"{key}.jpg", seed + index)
+
+
+@pytest.fixture
+def msls_raw(tmp_path: Path) -> Path:
+    raw = tmp_path / "msls"
+    # About 1.1e-4 degrees of latitude is 12 m.
+    _msls_city(raw, "cph", "database", [("c_db0", 55.6761, 12.5683, False, False),
+                                        ("c_db1", 55.6861, 12.5683, False, False),
+                                        ("c_pano", 55.6761, 12.5683, True, False)], 0)
+    _msls_city(raw, "cph", "query", [("c_q0", 55.67621, 12.5683, False, True),
+                                     ("c_q1", 55.6961, 12.5683, False, False)], 10)
+    _msls_city(raw, "sf", "database", [("s_db0", 37.7749, -122.4194, False, False)], 20)
+    _msls_city(raw, "sf", "query", [("s_q0", 37.77501, -122.4194, False, False)], 30)
+    return raw
+
+
+def test_msls_val_full_drops_panoramas_and_uses_25_m(msls_raw: Path, tmp_path: Path):
+    out = tmp_path / "full"
+    report = convert_dataset("msls_val_full", msls_raw, out, progress=False)
+    assert (report.database_num, report.queries_num) == (3, 3)
+    assert "1 panoramas left out" in report.notes[0]
+    queries = {parse_filename(path).pano_id: parse_filename(path)
+               for path in list_images(out / "queries")}
+    assert queries["c_q0"].note == "night_forward_cph"
+    assert queries["s_q0"].utm_zone_number == 10  # San Francisco
+    test_set = RetrievalSet(out, None)
+    found = {parse_filename(q).pano_id: len(p)
+             for q, p in zip(test_set.query_paths, test_set.positives_per_query)}
+    assert found == {"c_q0": 1, "c_q1": 0, "s_q0": 1}
+
+
+def test_msls_val_740_uses_the_published_lists(msls_raw: Path, tmp_path: Path):
+    lists = msls_raw / "msls_val"
+    lists.mkdir()
+    database = ["train_val/cph/database/images/c_db0.jpg",
+                "train_val/cph/database/images/c_db1.jpg",
+                "train_val/sf/database/images/s_db0.jpg"]
+    queries = ["train_val/cph/query/images/c_q0.jpg", "train_val/cph/query/images/c_q1.jpg",
+               "train_val/sf/query/images/s_q0.jpg"]
+    np.save(lists / "msls_val_dbImages.npy", np.array(database))
+    np.save(lists / "msls_val_qImages.npy", np.array(queries))
+    np.save(lists / "msls_val_qIdx.npy", np.array([0, 2]))  # c_q1 is not in the protocol
+    positives = np.empty(2, dtype=object)
+    # Deliberately not the 25 m answer for c_q0: the list is the ground truth.
+    positives[0], positives[1] = np.array([0, 1]), np.array([2])
+    np.save(lists / "msls_val_pIdx.npy", positives, allow_pickle=True)
+    out = tmp_path / "740"
+    report = convert_dataset("msls_val_740", msls_raw, out, progress=False)
+    assert (report.database_num, report.queries_num) == (3, 2)
+    ground_truth = json.loads((out / "ground_truth.json").read_text())
+    assert ground_truth["protocol"] == "msls_val_740" and len(ground_truth["positives"]) == 2
+    test_set = RetrievalSet(out, None)
+    found = {parse_filename(q).pano_id: sorted(parse_filename(test_set.database_paths[i]).pano_id
+                                               for i in p)
+             for q, p in zip(test_set.query_paths, test_set.positives_per_query)}
+    assert found == {"c_q0": ["c_db0", "c_db1"], "s_q0": ["s_db0"]}
+    (lists / "msls_val_qIdx.npy").unlink()
+    with pytest.raises(ConvertError, match="msls_val_qIdx.npy"):
+        convert_dataset("msls_val_740", msls_raw, tmp_path / "again", progress=False)
+
+
+def test_nordland_frame_window_is_the_ground_truth(tmp_path: Path):
+    raw = tmp_path / "nordland"
+    names = [f"{index:05d}.png" for index in range(26)]
+    for index, name in enumerate(names):
+        _jpg(raw / "summer" / name, index)
+        _jpg(raw / "winter" / name, 100 + index)
+    # Frame 00007 is not kept (a tunnel, say): the kept frames are renumbered 0..24.
+    (raw / "cleanImageNames.txt").write_text("\n".join(n for n in names if n != "00007.png"))
+    out = tmp_path / "nordland_out"
+    report = convert_dataset("nordland", raw, out, progress=False)
+    assert (report.database_num, report.queries_num) == (25, 25)
+    test_set = RetrievalSet(out, None)
+    frame = {path: int(parse_filename(path).tile_num)
+             for path in test_set.database_paths + test_set.query_paths}
+    for query, found in zip(test_set.query_paths, test_set.positives_per_query):
+        q = frame[query]
+        expected = set(range(max(0, q - 10), min(25, q + 11)))
+        assert {frame[test_set.database_paths[i]] for i in found} == expected
+    # Without the file, 25 m over the @-positions gives the very same window.
+    window = [sorted(frame[test_set.database_paths[i]] for i in p)
+              for p in test_set.positives_per_query]
+    (out / "ground_truth.json").unlink()
+    by_metres = RetrievalSet(out, None)
+    assert [sorted(frame[by_metres.database_paths[i]] for i in p)
+            for p in by_metres.positives_per_query] == window
+
+
+def test_prepared_sets_validate_and_link(tmp_path: Path):
+    raw = tmp_path / "svox" / "images" / "test"
+    write_image(raw / "database", 500000.0, 4000000.0, "d0", 1)
+    write_image(raw / "database", 500500.0, 4000000.0, "d1", 2)
+    write_image(raw / "queries_night", 500010.0, 4000000.0, "q0", 3)
+    write_image(raw / "queries_sun", 500510.0, 4000000.0, "q1", 4)
+    out = tmp_path / "svox_night"
+    report = convert_dataset("svox_night", tmp_path / "svox", out, progress=False)
+    assert (report.database_num, report.queries_num) == (2, 1)
+    (query,) = list_images(out / "queries")
+    assert parse_filename(query).note == "q0"
+    assert not report.queries_without_positives
+    (raw / "queries_night" / "not-an-at-name.jpg").write_bytes(
+        (raw / "database").iterdir().__next__().read_bytes())
+    with pytest.raises(GeoTagError):
+        convert_dataset("svox_night", tmp_path / "svox", tmp_path / "x", progress=False)
+    with pytest.raises(ConvertError, match="queries_rain"):
+        convert_dataset("svox_rain", tmp_path / "svox", tmp_path / "y", progress=False)
+
+
+def test_every_converter_has_a_manifest():
+    from vpr.benchmarks.manifest import list_manifests, load_manifest
+
+    assert set(CONVERTERS) <= set(list_manifests())
+    for name in CONVERTERS:
+        assert load_manifest(name).converter == name
+
+
+def test_symlinks_where_hard_links_cannot_be_made(pitts_raw: Path, tmp_path: Path,
+                                                  monkeypatch):
+    import errno
+
+    def cross_device(source, destination):
+        raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+    monkeypatch.setattr(os, "link", cross_device)
+    out = tmp_path / "linked"
+    report = convert_dataset("pitts30k_test", pitts_raw, out, progress=False)
+    assert report.linked_by == {"symlinks": 5}
+    first = list_images(out / "database")[0]
+    assert first.is_symlink() and first.resolve().is_relative_to(pitts_raw.resolve())
+    again = convert_dataset("pitts30k_test", pitts_raw, out, progress=False)
+    assert again.already_there == 5
