@@ -22,6 +22,7 @@ from torch.utils.data import DataLoader
 
 import vpr
 from vpr.cli.options import ARCHITECTURE_KEYS, MODULE_DEFAULTS, module_options
+from vpr.cli.published import published_choice
 from vpr.data.datasets import RetrievalSet
 from vpr.training.checkpoint_io import AtomicCheckpointIO
 from vpr.training.checkpoints import (
@@ -32,6 +33,12 @@ from vpr.training.checkpoints import (
 )
 from vpr.training.module import VPRModule
 from vpr.training.pipeline import default_precision, eval_loader, resolve_pipeline, train_loader
+from vpr.training.published import (
+    FIXED_KEYS,
+    load_published_weights,
+    normalization_of,
+    published_hparams,
+)
 from vpr.training.startup import (
     check_train_values,
     release_folder_on_failed_start,
@@ -82,15 +89,20 @@ def _eval_loader(dataset: RetrievalSet, args: argparse.Namespace) -> DataLoader:
     return eval_loader(dataset, batch_size, args.num_workers)
 
 
+def _pipeline(args: argparse.Namespace, hparams: dict[str, Any]):
+    """The input pipeline for this model: its image size and its normalisation."""
+    return resolve_pipeline(args, hparams.get("image_size"), normalization_of(hparams))
+
+
 def _retrieval_set(path: str, hparams: dict[str, Any], args: argparse.Namespace) -> RetrievalSet:
-    return resolve_pipeline(args, hparams.get("image_size")).retrieval_set(
+    return _pipeline(args, hparams).retrieval_set(
         path, positive_dist_threshold=args.positive_dist_threshold,
         skip_bad_images=getattr(args, "skip_bad_images", False))
 
 
 def _configure_input(module: VPRModule, hparams: dict[str, Any],
                      args: argparse.Namespace) -> None:
-    pipeline = resolve_pipeline(args, hparams.get("image_size"))
+    pipeline = _pipeline(args, hparams)
     module.configure_input(pipeline.device_transform(), seed=args.seed,
                            compile_model=getattr(args, "compile", False))
     logger.info("Input pipeline: %s (decode in %s, channels-last %s, compile %s, image cache "
@@ -142,8 +154,23 @@ def resolve_hparams(args: argparse.Namespace, checkpoint: str | None) -> dict[st
         # Weights come from the checkpoint: never download ImageNet weights to rebuild it.
         hparams["pretrained"] = "none"
     hparams.update(explicit)
+    if hparams.get("published_model"):
+        _apply_published(hparams, explicit)
     hparams["vpr_version"] = vpr.__version__
     return hparams
+
+
+def _apply_published(hparams: dict[str, Any], explicit: dict[str, Any]) -> None:
+    """Fills the architecture of ``--model`` in; a flag that contradicts it is an error."""
+    try:
+        published = published_hparams(hparams["published_model"], hparams.get("image_size"))
+    except ValueError as error:
+        raise RunError(f"--model: {error}") from None
+    for key in FIXED_KEYS:
+        if key in explicit and _norm(explicit[key]) != _norm(published[key]):
+            raise RunError(f"--{key} {explicit[key]} contradicts --model "
+                           f"{published['published_model']} ({key}={published[key]}); drop it")
+    hparams.update(published)
 
 
 def _norm(value: Any) -> Any:
@@ -233,7 +260,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     train_path = _require(args.train_path, "--train_path")
     val_path = _require(args.val_path, "--val_path")
     # Build every dataset before any long work: bad input fails here, in seconds.
-    train_set = resolve_pipeline(args, hparams["image_size"]).train_set(
+    train_set = _pipeline(args, hparams).train_set(
         train_path, img_per_place=args.img_per_place, min_img_per_place=args.min_img_per_place,
         train_format=getattr(args, "train_format", "auto"))
     val_set = _retrieval_set(val_path, hparams, args)
@@ -241,6 +268,12 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     module = VPRModule(**hparams)
     if resume:
         check_fits(resume, load_checkpoint(resume), module)
+    elif hparams.get("published_model"):
+        # Fine-tuning starts from the authors' weights; our checkpoints then hold them.
+        load_published_weights(module, hparams["published_model"],
+                               published_choice(args).weights, hparams.get("image_size"))
+    elif getattr(args, "init_from", None):
+        raise RunError("--init_from needs --model NAME[:VARIANT] to know the file's layout")
 
     # A start that fails before training leaves no folder behind: the name stays free.
     created = not run_dir.exists() and not resume and not _is_ddp_child()
@@ -296,23 +329,46 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def test(args: argparse.Namespace) -> list[dict[str, Any]]:
-    """Tests a checkpoint on every --test_path; no training. Returns one result per set."""
-    checkpoint = _require(getattr(args, "ckpt_path", None), "--ckpt_path")
+    """Tests a checkpoint (or a published ``--model``) on every --test_path; no training.
+
+    Returns one result per set.
+    """
+    checkpoint = getattr(args, "ckpt_path", None)
+    choice = published_choice(args)
+    if not checkpoint and not choice.model:
+        raise RunError("--ckpt_path (a checkpoint of vpr train) or --model (a published model) "
+                       "is required")
+    if checkpoint and choice.weights:
+        raise RunError("--weights is for --model without --ckpt_path: the checkpoint holds "
+                       "its own weights")
     hparams = resolve_hparams(args, checkpoint)
     test_paths = args.test_path or []
     if not test_paths:
         raise RunError("--test_path is required: the folder(s) with database/ and queries/")
     test_sets = [_retrieval_set(path, hparams, args) for path in test_paths]
-    run_dir = Path(checkpoint).resolve().parent.parent
-    if not (run_dir / "checkpoints").is_dir():
-        run_dir = Path(checkpoint).resolve().parent
+    if checkpoint:
+        run_dir = Path(checkpoint).resolve().parent.parent
+        if not (run_dir / "checkpoints").is_dir():
+            run_dir = Path(checkpoint).resolve().parent
+    else:
+        name = args.exp_name or f"{hparams['published_model'].replace(':', '_')}_" \
+            f"{time.strftime('%Y-%m-%d_%H-%M-%S')}"
+        run_dir = run_dir_of(args.log_dir, name)
+    run_dir.mkdir(parents=True, exist_ok=True)
     setup_logging(run_dir, file_prefix="test_")
     logger.info("Command: %s", " ".join(shlex.quote(part) for part in sys.argv))
-    module = load_module(checkpoint, **_load_overrides(hparams))
+    if checkpoint:
+        module = load_module(checkpoint, **_load_overrides(hparams))
+        source = checkpoint
+    else:
+        module = VPRModule(**hparams)
+        load_published_weights(module, hparams["published_model"], choice.weights,
+                               hparams.get("image_size"))
+        source = f"{hparams['published_model']} ({choice.weights or 'registered source'})"
     _configure_input(module, hparams, args)
     L.seed_everything(args.seed, workers=True)
     trainer = _trainer(args, logger=False)
-    return [_run_test(trainer, module, test_set, args, run_dir, checkpoint, ckpt_path=None)
+    return [_run_test(trainer, module, test_set, args, run_dir, source, ckpt_path=None)
             for test_set in test_sets]
 
 
