@@ -261,5 +261,5 @@ def test_download_of_a_benchmark_says_where_to_get_it(capsys):
     assert main(["download", "pitts30k_test"]) == 2
     error = capsys.readouterr().err
     assert "needs a request form" in error and "vpr data convert pitts30k_test" in error
-    assert main(["download", "nordland"]) == 2
+    assert main(["download", "st_lucia"]) == 2  # free, but not automated (mega.nz)
     assert "not fetched automatically" in capsys.readouterr().err
