@@ -413,6 +413,38 @@ def test_paired_sets_match_each_query_to_its_own_pair(tmp_path: Path, protocol, 
         convert_dataset(protocol, raw, tmp_path / "again", progress=False)
 
 
+@pytest.mark.parametrize("protocol, stem", [("nordland_vprbench", "Nordland"),
+                                             ("sped_vprbench", "SPED")])
+def test_vpr_bench_sets_use_the_published_lists(tmp_path: Path, protocol: str, stem: str):
+    raw = tmp_path / stem
+    database = [f"ref/{index:05d}.png" for index in range(5)]
+    queries = [f"query/{index:05d}.png" for index in range(3)]
+    for seed, name in enumerate(database + queries):
+        _jpg(raw / name, seed)
+    lists = raw / stem  # the lists may sit in RAW/<Name>/ as in GSV-Cities' datasets/
+    lists.mkdir()
+    np.save(lists / f"{stem}_dbImages.npy", np.array(database))
+    np.save(lists / f"{stem}_qImages.npy", np.array(queries))
+    ground_truth = np.empty(3, dtype=object)
+    # Not a window, not the same index: whatever the list says is the truth.
+    ground_truth[0], ground_truth[1], ground_truth[2] = (np.array([3, 1]), np.array([4]),
+                                                         np.array([], dtype=int))
+    np.save(lists / f"{stem}_gt.npy", ground_truth, allow_pickle=True)
+    out = tmp_path / protocol
+    report = convert_dataset(protocol, raw, out, progress=False)
+    assert (report.database_num, report.queries_num) == (5, 3)
+    assert len(report.queries_without_positives) == 1
+    test_set = RetrievalSet(out, None)
+    found = {parse_filename(q).pano_id: sorted(parse_filename(test_set.database_paths[i]).pano_id
+                                               for i in p)
+             for q, p in zip(test_set.query_paths, test_set.positives_per_query)}
+    assert found == {"00000": ["00001", "00003"], "00001": ["00004"], "00002": []}
+    ground_truth[1] = np.array([9])
+    np.save(lists / f"{stem}_gt.npy", ground_truth, allow_pickle=True)
+    with pytest.raises(ConvertError, match="beyond"):
+        convert_dataset(protocol, raw, tmp_path / "again", progress=False)
+
+
 def test_sf_xl_versions_read_their_own_query_folder(tmp_path: Path):
     test = tmp_path / "sf_xl" / "processed" / "test"
     write_image(test / "database", 550000.0, 4180000.0, "d0", 1)

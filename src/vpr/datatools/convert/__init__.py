@@ -20,6 +20,7 @@ from vpr.datatools.convert.pairs import pairs_plan
 from vpr.datatools.convert.pittsburgh import pittsburgh_plan
 from vpr.datatools.convert.plan import ConversionPlan, ConvertError, Item
 from vpr.datatools.convert.prepared import prepared_plan
+from vpr.datatools.convert.published_lists import published_list_plan
 from vpr.datatools.convert.tokyo247 import tokyo247_plan
 from vpr.datatools.convert.writer import ConvertReport, write_plan
 
@@ -76,6 +77,12 @@ register_converter("msls_val_full", msls_val_full_plan,
 for _name, _setting in NORDLAND_PROTOCOLS.items():
     register_converter(_name, partial(nordland_plan, protocol=_name),
                        "Nordland (Patch-NetVLAD split): summer/, winter/, cleanImageNames.txt")
+register_converter("nordland_vprbench",
+                   partial(published_list_plan, protocol="nordland_vprbench", stem="Nordland"),
+                   "VPR-Bench Nordland: ref/, query/ and Nordland_{dbImages,qImages,gt}.npy")
+register_converter("sped_vprbench",
+                   partial(published_list_plan, protocol="sped_vprbench", stem="SPED"),
+                   "VPR-Bench SPED: ref/, query/ and SPED_{dbImages,qImages,gt}.npy")
 register_converter("sped", partial(pairs_plan, protocol="sped"),
                    "SPED: SPEDTEST/ref/ and SPEDTEST/query/ (or the @-format images/test/)")
 register_converter("amstertime", partial(pairs_plan, protocol="amstertime"),
