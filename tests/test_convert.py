@@ -380,6 +380,11 @@ def test_nordland_protocols_are_told_apart(nordland_raw: Path, tmp_path: Path):
     convert_dataset("nordland_2frames", nordland_raw, out, progress=False)
     problems = " ".join(check_against_manifest(load_manifest("nordland"), out).problems)
     assert "converted for 'nordland_2frames', not 'nordland'" in problems
+    (out / "vpr_dataset.json").unlink()
+    problems = " ".join(check_against_manifest(load_manifest("nordland"), out).problems)
+    assert "holds the positives of 'nordland_2frames', not 'nordland'" in problems
+    assert not any("ground_truth" in problem for problem in
+                   check_against_manifest(load_manifest("nordland_2frames"), out).problems)
     assert load_manifest("nordland_swapped").describe_positives() == "+-10 frames"
     assert load_manifest("nordland_1frame").describe_positives() == "+-1 frames"
 
