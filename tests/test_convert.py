@@ -73,8 +73,9 @@ def pitts_raw(tmp_path: Path) -> Path:
         _jpg(raw / name, seed)
     for seed, name in enumerate(queries):
         _jpg(raw / "queries_real" / name, 10 + seed)
+    # The field names NetVLAD's MATLAB code saves (dbImageFns, qImageFns).
     _db_struct(raw / "datasets" / "pitts30k_test.mat", database, database_utm, queries,
-               query_utm, suffix="")
+               query_utm)
     return raw
 
 
@@ -119,6 +120,20 @@ def test_conversion_resumes_checks_and_copies(pitts_raw: Path, tmp_path: Path):
     assert copied.linked_by == {"copies": 5}
     first = list_images(tmp_path / "copy" / "database")[0]
     assert first.stat().st_nlink == 1
+
+
+@pytest.mark.parametrize("suffix", ["Fns", ""])
+def test_dbstruct_reads_both_spellings_of_the_path_fields(tmp_path: Path, suffix: str):
+    from vpr.datatools.convert.dbstruct import read_db_struct
+
+    path = tmp_path / "s.mat"
+    _db_struct(path, ["000/a.jpg", "001/b.jpg"], [(1.0, 2.0), (3.0, 4.0)], ["000/q.jpg"],
+               [(5.0, 6.0)], suffix=suffix)
+    struct = read_db_struct(path)
+    assert struct.database_images == ["000/a.jpg", "001/b.jpg"]
+    assert struct.query_images == ["000/q.jpg"]
+    np.testing.assert_array_equal(struct.database_utm, [[1.0, 2.0], [3.0, 4.0]])
+    assert (struct.which_set, struct.pos_dist_thr) == ("test", 25.0)
 
 
 def test_a_dbstruct_without_path_fields_is_named(tmp_path: Path):

@@ -35,7 +35,11 @@ def add_parser(subparsers) -> None:
                     "access and `pip install gdown`), unpack them into OUT/<name>/ and check "
                     "their layout: gsv_xs/train, sf_xs/{val,test}/{database,queries}, "
                     "tokyo_xs/test/{database,queries}. A dataset already in place is skipped. "
-                    "Offline, pass an archive fetched elsewhere with --archive.",
+                    "Offline, pass an archive fetched elsewhere with --archive. A standard "
+                    "benchmark name (vpr benchmark --list) that is free over HTTP (nordland*, "
+                    "sped, amstertime) is downloaded (resumable .part files), unpacked safely "
+                    "into OUT/<name>_raw/ and converted into OUT/<name>/; the others print "
+                    "where to get them and the convert command.",
     )
     parser.add_argument("datasets", nargs="*", type=_dataset_name, default=[],
                         metavar="DATASET",
