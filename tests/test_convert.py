@@ -465,6 +465,45 @@ def test_vpr_bench_sets_use_the_published_lists(tmp_path: Path, protocol: str, s
         convert_dataset(protocol, raw, tmp_path / "again", progress=False)
 
 
+def test_eynsham_raw_release_route_tiles_and_loops(tmp_path: Path, monkeypatch):
+    import vpr.datatools.convert.eynsham as eynsham
+
+    # Three panoramas: two in the first loop (database), one in the second (queries).
+    monkeypatch.setattr(eynsham, "DATABASE_PANORAMAS", 2)
+    root = tmp_path / "eynsham_raw" / "Eynsham"
+    images = root / "Images"
+    images.mkdir(parents=True)
+    for index in range(5 + 3 * 5):  # the first five grabs are not part of the route
+        pixels = np.full((8, 8), index * 10, dtype=np.uint8)
+        Image.fromarray(pixels).save(images / f"grab_{1_200_000_000 + index}.ppm", "PPM")
+    # About 9e-5 degrees of latitude is 10 m: the query panorama is 10 m from panorama 0.
+    points = ["-1.40000,51.78000,0", "-1.40000,51.79000,0", "-1.40000,51.78009,0",
+              "-1.50000,51.90000,0"]
+    (root / "Route_map").mkdir()
+    (root / "Route_map" / "Eynsham.kml").write_text(
+        "<kml>\n<Placemark>\n<LineString><coordinates>" + " ".join(points) +
+        " </coordinates></LineString>\n</Placemark>\n</kml>\n")
+    out = tmp_path / "eynsham"
+    # The split keeps all but the last two space-separated entries: 3 panoramas, not 4.
+    report = convert_dataset("eynsham", tmp_path / "eynsham_raw", out, progress=False)
+    assert (report.database_num, report.queries_num) == (10, 5)
+    assert report.linked_by == {"re-encoded": 15}
+    database = {(parse_filename(p).pano_id, parse_filename(p).tile_num): p
+                for p in list_images(out / "database")}
+    assert set(database) == {(f"{pano:04d}", str(tile)) for pano in (0, 1) for tile in range(5)}
+    # Tile t of panorama p is grab 5 + 5p + t (grey level 10 x that index).
+    with Image.open(database[("0001", "3")]) as image:
+        assert image.format == "PNG" and image.getpixel((0, 0)) == (5 + 5 + 3) * 10
+    tag = parse_filename(database[("0000", "0")])
+    assert tag.timestamp == "20080110_212005" and tag.utm_zone_number == 30
+    test_set = RetrievalSet(out, None)
+    for found in test_set.positives_per_query:
+        assert {parse_filename(test_set.database_paths[i]).pano_id for i in found} == {"0000"}
+        assert len(found) == 5
+    again = convert_dataset("eynsham", tmp_path / "eynsham_raw", out, progress=False)
+    assert (again.created, again.already_there) == (0, 15)
+
+
 def test_sf_xl_versions_read_their_own_query_folder(tmp_path: Path):
     test = tmp_path / "sf_xl" / "processed" / "test"
     write_image(test / "database", 550000.0, 4180000.0, "d0", 1)

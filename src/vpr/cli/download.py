@@ -36,17 +36,17 @@ def add_parser(subparsers) -> None:
                     "their layout: gsv_xs/train, sf_xs/{val,test}/{database,queries}, "
                     "tokyo_xs/test/{database,queries}. A dataset already in place is skipped. "
                     "Offline, pass an archive fetched elsewhere with --archive. A standard "
-                    "benchmark name (vpr benchmark --list) that is free over HTTP (nordland*, "
-                    "sped, amstertime) is downloaded (resumable .part files), unpacked safely "
-                    "into OUT/<name>_raw/ and converted into OUT/<name>/; the others print "
-                    "where to get them and the convert command.",
+                    "benchmark name (vpr benchmark --list) that is free over HTTP "
+                    "(nordland*, sped, amstertime, eynsham) is downloaded (resumable .part "
+                    "files), unpacked safely into OUT/<name>_raw/ and converted into "
+                    "OUT/<name>/; the others print where to get them and the convert command.",
     )
     parser.add_argument("datasets", nargs="*", type=_dataset_name, default=[],
                         metavar="DATASET",
                         help=f"which datasets: {', '.join(DATASET_NAMES)} (default: all three); "
                              "a standard benchmark name downloads and converts it when it is "
-                             "free (nordland*, sped, amstertime), else says where to get it "
-                             "and how to convert it")
+                             "free (nordland*, sped, amstertime, eynsham), else says where to "
+                             "get it and how to convert it")
     parser.add_argument("--out", type=Path, default=Path("data"), metavar="DIR",
                         help="folder that receives one sub-folder per dataset (default: data)")
     parser.add_argument("--archive", type=Path, default=None, metavar="ZIP",

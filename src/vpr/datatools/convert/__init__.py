@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
+from vpr.datatools.convert.eynsham import eynsham_plan
 from vpr.datatools.convert.msls import msls_val_740_plan, msls_val_full_plan
 from vpr.datatools.convert.nordland import PROTOCOLS as NORDLAND_PROTOCOLS
 from vpr.datatools.convert.nordland import nordland_plan
@@ -87,9 +88,11 @@ register_converter("sped", partial(pairs_plan, protocol="sped"),
                    "SPED: SPEDTEST/ref/ and SPEDTEST/query/ (or the @-format images/test/)")
 register_converter("amstertime", partial(pairs_plan, protocol="amstertime"),
                    "AmsterTime: new/ and old/ (or the @-format images/test/)")
-for _name in ("st_lucia", "eynsham"):
-    register_converter(_name, partial(prepared_plan, protocol=_name),
-                       "an @-format test set: images/test/{database or gallery,queries}/")
+register_converter("st_lucia", partial(prepared_plan, protocol="st_lucia"),
+                   "an @-format test set: images/test/{database or gallery,queries}/")
+register_converter("eynsham", eynsham_plan,
+                   "Eynsham: Eynsham/Images/*.ppm and Eynsham/Route_map/Eynsham.kml (or the "
+                   "@-format images/test/)")
 for _name, _queries in (("sf_xl_test_v1", "queries_v1"), ("sf_xl_test_v2", "queries_v2"),
                         ("sf_xl_test_night", "queries_night"),
                         ("sf_xl_test_occlusion", "queries_occlusion")):

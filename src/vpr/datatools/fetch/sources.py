@@ -1,13 +1,13 @@
 """Where the freely downloadable benchmarks come from, and how their files unpack.
 
 The addresses are those of gmberton/VPR-datasets-downloader (``download_nordland.py``,
-``download_sped.py``, ``download_amstertime.py``), which fetch them without any form. Sizes
-and sha256 are not published upstream; the server's Content-Length is checked instead.
+``download_sped.py``, ``download_amstertime.py``, ``download_eynsham.py``), which fetch them
+without any form. Sizes and sha256 are not published upstream; the server's Content-Length
+is checked instead.
 
 Not here, on purpose: St Lucia (mega.nz, needs the Mega client and a video frame
-extraction), SVOX (Google Drive), Eynsham (its KML route must be parsed into positions; run
-``download_eynsham.py``), and the sets behind a request form (Pittsburgh, Tokyo 24/7, MSLS,
-SF-XL). `vpr download NAME` prints where to get those.
+extraction), SVOX (Google Drive), and the sets behind a request form (Pittsburgh, Tokyo 24/7,
+MSLS, SF-XL). `vpr download NAME` prints where to get those.
 """
 
 from __future__ import annotations
@@ -76,6 +76,12 @@ SOURCES: dict[str, RawSource] = {
                           "download?path=%2F&files=SPEDTEST.zip", "SPEDTEST.zip",
                           unpack_into="."),),
         source="gmberton/VPR-datasets-downloader download_sped.py (the VPR-Bench share)",
+    ),
+    "eynsham": RawSource(
+        raw_folder="eynsham_raw",
+        files=(RemoteFile("https://zenodo.org/record/1243106/files/Eynsham.zip?download=1",
+                          "Eynsham.zip", unpack_into="."),),
+        source="gmberton/VPR-datasets-downloader download_eynsham.py (zenodo record 1243106)",
     ),
     "amstertime": RawSource(
         raw_folder="amstertime_raw",
