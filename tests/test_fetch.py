@@ -36,6 +36,7 @@ class _Files:
     def __init__(self) -> None:
         self.files: dict[str, bytes] = {}
         self.cut_once: set[str] = set()
+        self.chunked_cut_once: set[str] = set()
         self.ranges = True
         self.requests: list[tuple[str, str | None]] = []
 
@@ -56,6 +57,18 @@ def _handler(state: _Files):
                     self.send_error(416)
                     return
             chunk = body[start:]
+            if self.path in state.chunked_cut_once:
+                # A chunked body (no Content-Length) that breaks off after one chunk.
+                state.chunked_cut_once.discard(self.path)
+                self.send_response(200)
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                half = chunk[: len(chunk) // 2]
+                self.wfile.write(f"{len(half):x}\r\n".encode() + half + b"\r\n")
+                self.wfile.flush()
+                self.close_connection = True
+                self.connection.shutdown(socket.SHUT_RDWR)
+                return
             self.send_response(status)
             self.send_header("Content-Length", str(len(chunk)))
             if status == 206:
@@ -134,6 +147,20 @@ def test_an_interrupted_download_resumes_with_a_range_request(server, tmp_path: 
     # Complete already: not fetched again.
     fetch_url(f"{server.url}/big.bin", target, sha256=digest, progress=False)
     assert len(server.requests) == 2
+
+
+def test_a_chunked_body_that_breaks_off_is_never_taken_for_a_whole_file(server,
+                                                                        tmp_path: Path):
+    body = np.random.default_rng(1).bytes(50_000)
+    server.files["/c.bin"] = body
+    server.chunked_cut_once.add("/c.bin")
+    target = tmp_path / "c.bin"
+    with pytest.raises(FetchError, match="stopped at 25000 bytes"):
+        fetch_url(f"{server.url}/c.bin", target, progress=False)
+    assert not target.exists() and (tmp_path / "c.bin.part").stat().st_size == 25_000
+    fetch_url(f"{server.url}/c.bin", target, progress=False)
+    assert target.read_bytes() == body
+    assert server.requests[-1] == ("/c.bin", "bytes=25000-")
 
 
 def test_a_server_without_ranges_starts_over(server, tmp_path: Path):

@@ -97,11 +97,12 @@ def fetch_url(url: str, target: str | Path, size: int | None = None,
         raise FetchError(f"{url}: cannot connect ({reason})") from None
     if response is not None:
         with response:
-            expected_total = _receive(response, url, partial, offset, progress, tqdm)
+            expected_total, cut = _receive(response, url, partial, offset, progress, tqdm)
         received = partial.stat().st_size
-        if expected_total is not None and received < expected_total:
-            raise FetchError(f"{url}: the transfer stopped at {received} of {expected_total} "
-                             f"bytes; {partial} is kept, run the same command again to resume")
+        if cut or (expected_total is not None and received < expected_total):
+            of = f" of {expected_total}" if expected_total is not None else ""
+            raise FetchError(f"{url}: the transfer stopped at {received}{of} bytes; {partial} "
+                             "is kept, run the same command again to resume")
         if expected_total is not None and size is None:
             size = expected_total
     received = partial.stat().st_size
@@ -118,8 +119,13 @@ def fetch_url(url: str, target: str | Path, size: int | None = None,
 
 
 def _receive(response, url: str, partial: Path, offset: int, progress: bool,
-             tqdm) -> int | None:
-    """Writes the body into ``partial``; returns the full file size the server announced."""
+             tqdm) -> tuple[int | None, bool]:
+    """Writes the body into ``partial``.
+
+    Returns:
+        The full file size the server announced (None when it did not) and whether the
+        connection broke before the end (a chunked body has no size to compare with).
+    """
     status = getattr(response, "status", 200)
     length = response.headers.get("Content-Length")
     length = int(length) if length and length.isdigit() else None
@@ -138,6 +144,7 @@ def _receive(response, url: str, partial: Path, offset: int, progress: bool,
         total = offset + length
     bar = tqdm(total=total, initial=offset, unit="B", unit_scale=True, desc=partial.name[:-5],
                disable=not progress)
+    cut = False
     try:
         with open(partial, mode) as file:
             while True:
@@ -146,6 +153,7 @@ def _receive(response, url: str, partial: Path, offset: int, progress: bool,
                 except (http.client.IncompleteRead, ConnectionError, TimeoutError) as error:
                     if isinstance(error, http.client.IncompleteRead) and error.partial:
                         file.write(error.partial)
+                    cut = True
                     break
                 if not block:
                     break
@@ -153,4 +161,4 @@ def _receive(response, url: str, partial: Path, offset: int, progress: bool,
                 bar.update(len(block))
     finally:
         bar.close()
-    return total
+    return total, cut
