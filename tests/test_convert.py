@@ -387,6 +387,27 @@ def test_nordland_protocols_positives(nordland_raw: Path, tmp_path: Path, protoc
             for p in by_metres.positives_per_query] == window_lists
 
 
+@pytest.mark.parametrize("protocol", ["nordland_1frame", "nordland_swapped"])
+def test_nordland_from_the_downloaders_at_format(tmp_path: Path, protocol: str):
+    window, database_season, query_season = NORDLAND_EXPECTED[protocol]
+    test = tmp_path / "nordland" / "images" / "test"
+    spacing = 25 / 10.5  # download_nordland.py: +-10 frames within 25 m
+    for frame in range(6):
+        # @0@<north>@@@@@<frame>@...: east 0, the frame number in the pano_id field.
+        for folder, seed in (("database", 0), ("queries", 100)):  # summer, winter
+            name = f"@0@{frame * spacing:07.1f}@@@@@{frame}@@@@@@@@.jpg"
+            _jpg(test / folder / name, seed + frame)
+    out = tmp_path / protocol
+    report = convert_dataset(protocol, tmp_path / "nordland", out, progress=False)
+    assert (report.database_num, report.queries_num) == (6, 6)
+    test_set = RetrievalSet(out, None)
+    assert {parse_filename(p).note for p in test_set.database_paths} == {database_season}
+    for query, found in zip(test_set.query_paths, test_set.positives_per_query):
+        q = int(parse_filename(query).pano_id)
+        assert sorted(int(parse_filename(test_set.database_paths[i]).pano_id) for i in found) == [
+            d for d in range(6) if abs(d - q) <= window]
+
+
 def test_nordland_protocols_are_told_apart(nordland_raw: Path, tmp_path: Path):
     from vpr.benchmarks.check import check_against_manifest
     from vpr.benchmarks.manifest import load_manifest

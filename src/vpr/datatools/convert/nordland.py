@@ -19,6 +19,10 @@ database, so each choice is its own protocol (`PROTOCOLS`):
 * ``nordland_swapped``: winter database, summer queries, +-10 frames (the orientation of
   VPR-Bench, BoQ and SALAD that the downloader's header notes; their image subset differs).
 
+The downloader's own output is accepted too: ``images/test/database`` (summer) and
+``images/test/queries`` (winter) named ``@0@<north>@@@@@<frame>@...``, the frame number in the
+pano_id field; the frames are then read from the names.
+
 The window is written to ``ground_truth.json``. The @-names still carry a position (east 0,
 north = frame x 25/(window + 0.5) m) so that a 25 m threshold gives the same window should
 the ground truth file be lost.
@@ -29,8 +33,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from vpr.data.geotag import GeoTag
+from vpr.data.geotag import GeoTag, parse_filename
+from vpr.data.images import list_images
 from vpr.datatools.convert.plan import ConversionPlan, ConvertError, Item, require_file
+from vpr.datatools.convert.prepared import prepared_root
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 POSITIVE_RADIUS_METRES = 25.0
@@ -76,9 +82,39 @@ def _frames(folder: Path, kept: set[str]) -> list[Path]:
 
 
 def _items(frames: list[Path], season: str, spacing: float) -> list[Item]:
+    # An @-named frame of the downloader keeps its frame number as the pano_id.
     return [Item(path, GeoTag(utm_east=0.0, utm_north=index * spacing,
-                              pano_id=path.stem, tile_num=str(index), note=season))
+                              pano_id=(parse_filename(path).pano_id if path.name.startswith("@")
+                                       else path.stem),
+                              tile_num=str(index), note=season))
             for index, path in enumerate(frames)]
+
+
+def _formatted_frames(folder: Path) -> list[Path]:
+    """The downloader's @-format frames of one season, in frame order (pano_id = frame)."""
+    frames = {}
+    for path in list_images(folder):
+        frame = parse_filename(path).pano_id
+        if not frame.isdigit():
+            raise ConvertError(f"{path}: expected the frame number in the pano_id field, as "
+                               "download_nordland.py names the frames")
+        frames[int(frame)] = path
+    if sorted(frames) != list(range(len(frames))):
+        raise ConvertError(f"{folder}: the frame numbers are not 0..{len(frames) - 1}")
+    return [frames[index] for index in range(len(frames))]
+
+
+def _season_frames(raw: Path, season: str) -> list[Path]:
+    """The kept frames of ``season``, in order, from the raw files or the @-format."""
+    clean = raw / "cleanImageNames.txt"
+    formatted = prepared_root(raw, "queries")
+    if not clean.is_file() and formatted is not None:
+        root, database_folder = formatted
+        # download_nordland.py: summer is the database, winter the queries.
+        return _formatted_frames(root / (database_folder if season == "summer" else "queries"))
+    names = require_file(clean, "the list of kept Nordland frames (cleanImageNames.txt)")
+    kept = {line.strip() for line in names.read_text().splitlines() if line.strip()}
+    return _frames(_season_folder(raw, season), kept)
 
 
 def nordland_plan(raw: Path, protocol: str = "nordland") -> ConversionPlan:
@@ -87,14 +123,10 @@ def nordland_plan(raw: Path, protocol: str = "nordland") -> ConversionPlan:
         raise ConvertError(f"unknown Nordland protocol {protocol!r}; valid: "
                            f"{', '.join(PROTOCOLS)}")
     setting = PROTOCOLS[protocol]
-    names = require_file(raw / "cleanImageNames.txt",
-                         "the list of kept Nordland frames (cleanImageNames.txt)")
-    kept = {line.strip() for line in names.read_text().splitlines() if line.strip()}
     spacing = metres_per_frame(setting.frame_window)
-    database = _items(_frames(_season_folder(raw, setting.database_season), kept),
-                      setting.database_season, spacing)
-    queries = _items(_frames(_season_folder(raw, setting.query_season), kept),
-                     setting.query_season, spacing)
+    database = _items(_season_frames(raw, setting.database_season), setting.database_season,
+                      spacing)
+    queries = _items(_season_frames(raw, setting.query_season), setting.query_season, spacing)
     if len(database) != len(queries):
         raise ConvertError(f"{raw}: {len(database)} {setting.database_season} and "
                            f"{len(queries)} {setting.query_season} frames kept; Nordland pairs "
