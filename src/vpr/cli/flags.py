@@ -33,6 +33,8 @@ def _registry(name: str) -> Callable[[], Iterable[str]]:
             from vpr.models.aggregators import list_aggregators as lister
         elif name == "backbones":
             from vpr.models.backbones import list_backbones as lister
+        elif name == "published":
+            from vpr.cli.published import _published_names as lister
         elif name == "losses":
             from vpr.training.losses import list_losses as lister
         else:

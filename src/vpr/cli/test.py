@@ -5,23 +5,27 @@ from __future__ import annotations
 import argparse
 
 from vpr.cli.flags import add_settings, explicit_settings
+from vpr.cli.published import add_published_model_options, published_choice
 from vpr.config.fields import option_of
 from vpr.config.schema import FIELDS, iter_fields
 
 # `vpr test` takes evaluation and hardware settings; the checkpoint carries the rest.
 TEST_SECTIONS = ("test_data", "input", "eval", "hardware")
-TEST_SETTINGS = ("seed", "progress_bar")
+# A published --model (no checkpoint) also takes its image size and where to write.
+TEST_SETTINGS = ("seed", "progress_bar", "published_model", "image_size", "exp_name", "log_dir")
 
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
         "test", help="evaluate a checkpoint by Recall@N on test sets (no training)",
-        description="Rebuild the model from the settings stored in --ckpt_path and report "
+        description="Rebuild the model from the settings stored in --ckpt_path (or build the "
+                    "published --model with its --weights) and report "
                     "Recall@N on each --test_path. Only evaluation and hardware settings are "
                     "taken: the checkpoint carries the model. Results are saved as JSON in "
                     "the run folder's results/.",
     )
-    parser.add_argument("--ckpt_path", type=str, required=True, help="a .ckpt file of vpr train")
+    parser.add_argument("--ckpt_path", type=str, default=None,
+                        help="a .ckpt file of vpr train (or give a published --model)")
     add_settings(parser, TEST_SECTIONS, TEST_SETTINGS, title="run")
     taken = {*TEST_SETTINGS, *(f.name for _, f in iter_fields(TEST_SECTIONS))}
     for name, (_, field) in FIELDS.items():
@@ -29,13 +33,15 @@ def add_parser(subparsers) -> None:
             parser.add_argument(f"--{option_of(field).flag or name}", nargs="*",
                                 action=_CarriedByCheckpoint, help=argparse.SUPPRESS,
                                 default=argparse.SUPPRESS)
+    add_published_model_options(parser, model_flag=False)
     parser.set_defaults(func=run, test_parser=parser)
 
 
 def run(args: argparse.Namespace) -> int:
     from vpr.training.run import test
 
-    return report_tests(test(explicit_settings(args), args.ckpt_path))
+    return report_tests(test(explicit_settings(args), args.ckpt_path,
+                             weights=published_choice(args).weights))
 
 
 def report_tests(results: list[dict]) -> int:

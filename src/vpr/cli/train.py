@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from vpr.cli.flags import add_config_options, add_settings, explicit_settings
+from vpr.cli.published import add_published_model_options, published_choice
 
 
 def add_parser(subparsers) -> None:
@@ -18,6 +19,7 @@ def add_parser(subparsers) -> None:
     )
     add_settings(parser)
     add_config_options(parser)
+    add_published_model_options(parser, train=True, model_flag=False)
     parser.add_argument("--resume", type=str, default=None, metavar="CKPT",
                         help="continue a run from its checkpoint (e.g. .../last.ckpt), with "
                              "optimizer state and epoch count; 'auto' picks the newest valid "
@@ -50,7 +52,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     from vpr.training.run import train
 
-    return report_training(train(settings, resume=args.resume))
+    return report_training(train(settings, resume=args.resume,
+                                 init_from=published_choice(args).weights))
 
 
 def report_training(result: dict[str, Any]) -> int:

@@ -34,6 +34,14 @@ def positive_int(value: Any) -> int:
     return number
 
 
+def non_negative_int(value: Any) -> int:
+    """A whole number >= 0."""
+    number = int(value)
+    if number < 0:
+        raise ValueError(f"must be >= 0, got {number}")
+    return number
+
+
 def precision_name(value: Any) -> str:
     """Lightning's name of a precision; old spellings (``32``, ``bf16``...) are translated."""
     text = str(value)
@@ -116,10 +124,28 @@ class InputConfig:
 class ModelConfig:
     """The network: stored in checkpoints; these define its shape."""
 
-    backbone: str = option("resnet18", "backbone, one of %(registry)s",
+    backbone: str = option("resnet18", "backbone: a torchvision ResNet or a DINOv2 ViT (+_reg "
+                           "for registers), one of %(registry)s",
                            registry="backbones", architecture=True)
     pretrained: str = option("imagenet",
-                             "backbone weights: imagenet, none, or a path to a .pth state dict")
+                             "backbone weights: imagenet (ResNets), none, or a path to a weights "
+                             "file (.pth state dict; a DINOv2 *_pretrain.pth for a ViT)")
+    train_blocks: int | None = option(
+        None, "train only the last N blocks of a ViT (+ its final norm) or the last N residual "
+              "stages of a ResNet; the rest is frozen and stays in eval mode (default: train "
+              "everything)", type=non_negative_int, metavar="N")
+    grad_checkpointing: bool = option(
+        False, "ViT: recompute each trained block's activations in the backward pass, "
+               "trading compute for memory", kind="switch", type=bool)
+    vit_depth: int | None = option(
+        None, "ViT: keep only the first N blocks (small experiments; changes the "
+              "architecture) (default: all)", type=non_negative_int, metavar="N",
+        architecture=True)
+    published_model: str = option(
+        "", "a published model, NAME or NAME:VARIANT (%(registry)s; see docs/MODELS.md), "
+            "instead of a backbone + aggregator of ours", flag="model", metavar="NAME[:VARIANT]",
+        registry="published",
+        architecture=True)
     agg_arch: str = option("ConvAP", "aggregator, one of %(registry)s", registry="aggregators",
                            architecture=True)
     agg_options: dict[str, Any] = option(

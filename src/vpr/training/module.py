@@ -16,9 +16,21 @@ from vpr.eval.metrics import format_recalls
 from vpr.inputs.batch_augment import InputTransform
 from vpr.inputs.device_decode import EncodedBatch
 from vpr.models.model import build_model
+from vpr.models.pretrained import get_published_model
+from vpr.models.pretrained.build import build_published_architecture
 from vpr.training.losses import build_loss, build_miner, compute_loss
 
 logger = logging.getLogger(__name__)
+
+def backbone_training_options(train_blocks: int | None, grad_checkpointing: bool,
+                               vit_depth: int | None) -> dict[str, Any]:
+    """The `build_backbone` options of train_blocks / grad_checkpointing / vit_depth."""
+    options: dict[str, Any] = {"train_blocks": train_blocks}
+    if grad_checkpointing:
+        options["grad_checkpointing"] = True
+    if vit_depth is not None:
+        options["depth"] = vit_depth
+    return options
 
 
 class VPRModule(L.LightningModule):
@@ -46,14 +58,24 @@ class VPRModule(L.LightningModule):
         # Checkpoints store the settings flat, by name: `load_module` rebuilds from them.
         self.save_hyperparameters({**config.flat(), "vpr_version": vpr_version})
         model, loss = config.model, config.loss
-        self.model = build_model(
-            backbone=model.backbone,
-            agg_arch=model.agg_arch,
-            descriptors_dim=model.descriptors_dim,
-            image_size=tuple(model.image_size) if model.image_size else (224, 224),
-            pretrained=model.pretrained,
-            agg_options=dict(model.agg_options),
-        )
+        backbone_options = backbone_training_options(model.train_blocks,
+                                                     model.grad_checkpointing, model.vit_depth)
+        if model.published_model:
+            # A published architecture (its weights are loaded by the caller, or come from
+            # this module's checkpoint).
+            self.model = build_published_architecture(
+                get_published_model(model.published_model),
+                tuple(model.image_size) if model.image_size else None, **backbone_options)
+        else:
+            self.model = build_model(
+                backbone=model.backbone,
+                agg_arch=model.agg_arch,
+                descriptors_dim=model.descriptors_dim,
+                image_size=tuple(model.image_size) if model.image_size else (224, 224),
+                pretrained=model.pretrained,
+                agg_options=dict(model.agg_options),
+                backbone_options=backbone_options,
+            )
         self.loss_fn = build_loss(loss.loss_name, **dict(loss.loss_options))
         self.miner = build_miner(loss.miner_name, loss.miner_margin, **dict(loss.miner_options))
         # uint8 batches (the fast pipeline) become normalised floats on the device.
@@ -125,6 +147,10 @@ class VPRModule(L.LightningModule):
                  on_epoch=True, batch_size=batch_size)
         return loss
 
+    def _trained_parameters(self) -> list[torch.nn.Parameter]:
+        """The parameters the optimiser updates (not those frozen by ``train_blocks``)."""
+        return [parameter for parameter in self.parameters() if parameter.requires_grad]
+
     def configure_optimizers(self):
         hp = self.config.optim
         name = hp.optimizer.lower()
@@ -138,9 +164,9 @@ class VPRModule(L.LightningModule):
             raise ValueError(f"unknown optimizer {hp.optimizer!r}; valid: sgd, adam, adamw")
         options.update(lr=hp.lr, weight_decay=hp.weight_decay)
         try:  # one fused kernel for all parameters, where the device has one
-            optimizer = cls(self.parameters(), fused=True, **options)
+            optimizer = cls(self._trained_parameters(), fused=True, **options)
         except (RuntimeError, ValueError, TypeError):
-            optimizer = cls(self.parameters(), **options)
+            optimizer = cls(self._trained_parameters(), **options)
         scheduler_name = hp.scheduler.lower()
         if scheduler_name == "none":
             return optimizer

@@ -36,7 +36,7 @@ from vpr.inputs.batch_augment import InputTransform
 from vpr.inputs.cache import CachedReader
 from vpr.inputs.decode import UInt8Reader
 from vpr.inputs.device_decode import EncodedReader, collate_indexed
-from vpr.inputs.transforms import eval_transform, train_transform
+from vpr.inputs.transforms import IMAGENET_MEAN, IMAGENET_STD, eval_transform, train_transform
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +50,8 @@ class InputPipeline:
     cache_images: bool = False
     channels_last: bool = True
     decode: str = "worker"
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
 
     def reader(self) -> UInt8Reader | EncodedReader:
         """What workers turn a file into: uint8 images, or JPEG bytes (``decode="device"``)."""
@@ -61,7 +63,8 @@ class InputPipeline:
                   min_img_per_place: int, train_format: str = "auto") -> TrainPlaces:
         places_type = train_places_type(root, train_format)  # GSV-XS folders or GSV-Cities
         if self.name == "seed":
-            return places_type(root, train_transform(self.image_size, self.randaugment_ops),
+            return places_type(root, train_transform(self.image_size, self.randaugment_ops,
+                                                     self.mean, self.std),
                                img_per_place=img_per_place,
                                min_img_per_place=min_img_per_place)
         dataset = places_type(root, None, img_per_place=img_per_place,
@@ -75,7 +78,7 @@ class InputPipeline:
     def retrieval_set(self, root: str | Path, positive_dist_threshold: float = 25.0,
                       skip_bad_images: bool = False) -> RetrievalSet:
         if self.name == "seed":
-            return RetrievalSet(root, eval_transform(self.image_size),
+            return RetrievalSet(root, eval_transform(self.image_size, self.mean, self.std),
                                 positive_dist_threshold=positive_dist_threshold,
                                 skip_bad_images=skip_bad_images)
         return RetrievalSet(root, None, positive_dist_threshold=positive_dist_threshold,
@@ -84,7 +87,8 @@ class InputPipeline:
     def device_transform(self) -> InputTransform:
         """uint8 batches to normalised float on the device; RandAugment in training."""
         ops = self.randaugment_ops if self.name == "fast" else 0
-        return InputTransform(randaugment_ops=ops, channels_last=self.channels_last)
+        return InputTransform(randaugment_ops=ops, channels_last=self.channels_last,
+                              mean=self.mean, std=self.std)
 
     def _cached(self, paths: list[Path], reader: UInt8Reader) -> CachedReader:
         if self.image_size is None:
@@ -98,8 +102,11 @@ class InputPipeline:
 def resolve_pipeline(pipeline: str = "auto", image_size: tuple[int, int] | list[int] | None = None,
                      *, decode: str = "auto", channels_last: bool | None = None,
                      cache_images: bool = False, accelerator: str = "auto",
-                     randaugment_ops: int = 3) -> InputPipeline:
-    """The input pipeline the settings ask for, on the hardware ``accelerator`` names.
+                     randaugment_ops: int = 3,
+                     normalization: tuple[tuple[float, ...], tuple[float, ...]] | None = None,
+                     ) -> InputPipeline:
+    """The input pipeline the settings ask for, on the hardware ``accelerator`` names;
+    ``normalization`` is the model's (mean, std), ImageNet's by default.
 
     Raises:
         ValueError: an unknown pipeline, or settings that exclude each other.
@@ -115,7 +122,16 @@ def resolve_pipeline(pipeline: str = "auto", image_size: tuple[int, int] | list[
     decode = resolve_decode(decode or "auto", name, accelerator or "auto", bool(cache_images))
     return InputPipeline(name=name, image_size=tuple(image_size) if image_size else None,
                          randaugment_ops=randaugment_ops, cache_images=bool(cache_images),
-                         channels_last=bool(channels_last), decode=decode)
+                         channels_last=bool(channels_last), decode=decode,
+                         **_normalization_fields(normalization))
+
+
+def _normalization_fields(normalization: tuple[tuple[float, ...], tuple[float, ...]] | None
+                          ) -> dict[str, tuple[float, ...]]:
+    if normalization is None:
+        return {}
+    mean, std = normalization
+    return {"mean": tuple(mean), "std": tuple(std)}
 
 
 def train_loader(dataset: TrainPlaces, batch_size: int, num_workers: int, seed: int,

@@ -40,6 +40,7 @@ from vpr.config.fields import option_of
 from vpr.data.datasets import RetrievalSet
 from vpr.errors import RunError
 from vpr.hardware import lightning_devices, resolve_precision
+from vpr.training.checkpoint_io import AtomicCheckpointIO
 from vpr.training.checkpoints import (
     check_fits,
     load_checkpoint,
@@ -48,6 +49,17 @@ from vpr.training.checkpoints import (
 )
 from vpr.training.module import VPRModule
 from vpr.training.pipeline import InputPipeline, eval_loader, resolve_pipeline, train_loader
+from vpr.training.published import (
+    FIXED_KEYS,
+    load_published_weights,
+    normalization_of,
+    published_hparams,
+)
+from vpr.training.startup import (
+    check_train_values,
+    release_folder_on_failed_start,
+    resumable_on_interrupt,
+)
 from vpr.utils.logs import setup_logging
 
 logger = logging.getLogger("vpr")
@@ -76,10 +88,12 @@ def _require(path: Any, name: str) -> Any:
 
 
 def _pipeline(config: TrainConfig) -> InputPipeline:
+    """The input pipeline for this model: its image size and its normalisation."""
     return resolve_pipeline(config.pipeline, config.image_size, decode=config.decode,
                             channels_last=config.channels_last,
                             cache_images=config.cache_images, accelerator=config.accelerator,
-                            randaugment_ops=config.randaugment_ops)
+                            randaugment_ops=config.randaugment_ops,
+                            normalization=normalization_of(config.flat()))
 
 
 def _eval_loader(dataset: RetrievalSet, config: TrainConfig) -> DataLoader:
@@ -119,6 +133,8 @@ def _trainer(config: TrainConfig, **kwargs: Any) -> L.Trainer:
         enable_progress_bar=config.progress_bar,
         enable_model_summary=False,
         callbacks=callbacks,
+        # Checkpoints written beside their target, so a kill or a full disk keeps the last.
+        plugins=[AtomicCheckpointIO()],
         **kwargs,
     )
 
@@ -157,7 +173,24 @@ def resolve_config(settings: Mapping[str, Any] | None = None, checkpoint: str | 
                                 f"{checkpoint}")
         # Weights come from the checkpoint: never download ImageNet weights to rebuild it.
         config = config.replace({"pretrained": "none"})
-    return config.replace(explicit)
+    config = config.replace(explicit)
+    if config.published_model:
+        config = _apply_published(config, explicit)
+    return config
+
+
+def _apply_published(config: TrainConfig, explicit: dict[str, Any]) -> TrainConfig:
+    """Fills the architecture of a published model in; an explicit setting that contradicts
+    it is an error."""
+    try:
+        published = published_hparams(config.published_model, config.image_size)
+    except ValueError as error:
+        raise RunError(f"--model: {error}") from None
+    for key in FIXED_KEYS:
+        if key in explicit and _norm(explicit[key]) != _norm(published[key]):
+            raise RunError(f"--{key} {_shown(explicit[key])} contradicts --model "
+                           f"{published['published_model']} ({key}={published[key]}); drop it")
+    return config.replace(published)
 
 
 def _shown(value: Any) -> str:
@@ -223,7 +256,7 @@ def _settings_of(settings: Mapping[str, Any] | TrainConfig | None) -> dict[str, 
 
 
 def train(settings: Mapping[str, Any] | TrainConfig | None = None,
-          resume: str | None = None) -> dict[str, Any]:
+          resume: str | None = None, init_from: str | None = None) -> dict[str, Any]:
     """Trains (or resumes), validating every epoch, then tests the best checkpoint.
 
     Args:
@@ -231,6 +264,8 @@ def train(settings: Mapping[str, Any] | TrainConfig | None = None,
             docstring for where omitted ones come from.
         resume: a checkpoint to continue, or ``auto`` for the newest valid one of the run
             ``exp_name``.
+        init_from: the published model's weights to fine-tune from (a file or ``hf:``
+            source; default: its registered source).
 
     Returns:
         {"run_dir", "best_checkpoint", "last_checkpoint", "tests": [results...], "config"}.
@@ -258,6 +293,7 @@ def train(settings: Mapping[str, Any] | TrainConfig | None = None,
             )
     config = config.replace({"exp_name": exp_name, "log_dir": str(log_root)})
     L.seed_everything(config.seed, workers=True)
+    check_train_values(config, config.flat(), log_root, RunError)
     train_path = _require(config.train_path, "train_path")
     val_path = _require(config.val_path, "val_path")
     # Build every dataset before any long work: bad input fails here, in seconds.
@@ -270,46 +306,55 @@ def train(settings: Mapping[str, Any] | TrainConfig | None = None,
     module = VPRModule(config.module_config(), vpr_version=vpr.__version__)
     if resume:
         check_fits(resume, load_checkpoint(resume), module)
+    elif config.published_model:
+        # Fine-tuning starts from the authors' weights; our checkpoints then hold them.
+        load_published_weights(module, config.published_model, init_from, config.image_size)
+    elif init_from:
+        raise RunError("--init_from needs --model NAME[:VARIANT] to know the file's layout")
 
-    run_dir.mkdir(parents=True, exist_ok=bool(resume) or _is_ddp_child())
-    if not _is_ddp_child():
-        setup_logging(run_dir)
-        logger.info("Command: %s", " ".join(shlex.quote(part) for part in sys.argv))
-        logger.info("Run folder: %s", run_dir)
-        logger.info("Train: %d places; val: %s; tests: %s", len(train_set), val_set, test_sets)
-        _write_config(run_dir, config)
-    _configure_input(module, config)
+    # A start that fails before training leaves no folder behind: the name stays free.
+    created = not run_dir.exists() and not resume and not _is_ddp_child()
+    with release_folder_on_failed_start(run_dir, created):
+        run_dir.mkdir(parents=True, exist_ok=bool(resume) or _is_ddp_child())
+        if not _is_ddp_child():
+            setup_logging(run_dir)
+            logger.info("Command: %s", " ".join(shlex.quote(part) for part in sys.argv))
+            logger.info("Run folder: %s", run_dir)
+            logger.info("Train: %d places; val: %s; tests: %s", len(train_set), val_set, test_sets)
+            _write_config(run_dir, config)
+        _configure_input(module, config)
 
-    loader = train_loader(train_set, config.batch_size, config.num_workers, config.seed)
-    checkpoint_cb = ModelCheckpoint(
-        dirpath=run_dir / "checkpoints",
-        filename="best_epoch={epoch:02d}_R@1={val/R@1:.2f}",
-        monitor="val/R@1", mode="max", save_top_k=1, auto_insert_metric_name=False,
-    )
-    # A second callback rewrites last.ckpt after every epoch: Lightning's save_last only
-    # refreshes it when the best changes, and a crash must lose at most one epoch.
-    last_cb = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="last", monitor=None,
-                              save_top_k=1, enable_version_counter=False)
-    tb_logger = TensorBoardLogger(save_dir=str(log_root), name="lightning_logs",
-                                  version=exp_name, default_hp_metric=False)
-    trainer = _trainer(
-        config,
-        max_epochs=config.max_epochs,
-        logger=tb_logger,
-        callbacks=[checkpoint_cb, last_cb],
-        num_sanity_val_steps=0,
-        check_val_every_n_epoch=1,
-        log_every_n_steps=min(20, max(1, len(loader))),
-        gradient_clip_val=config.gradient_clip_val,
-        limit_train_batches=config.limit_train_batches,
-        deterministic=False,
-    )
-    val_loader = _eval_loader(val_set, config)
-    if not resume:
-        # Like the seed: a first validation shows the untrained model's recall.
-        trainer.validate(module, dataloaders=val_loader, verbose=False)
-    trainer.fit(module, train_dataloaders=loader, val_dataloaders=val_loader,
-                ckpt_path=resume, weights_only=False)
+        loader = train_loader(train_set, config.batch_size, config.num_workers, config.seed)
+        checkpoint_cb = ModelCheckpoint(
+            dirpath=run_dir / "checkpoints",
+            filename="best_epoch={epoch:02d}_R@1={val/R@1:.2f}",
+            monitor="val/R@1", mode="max", save_top_k=1, auto_insert_metric_name=False,
+        )
+        # A second callback rewrites last.ckpt after every epoch: Lightning's save_last only
+        # refreshes it when the best changes, and a crash must lose at most one epoch.
+        last_cb = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="last", monitor=None,
+                                  save_top_k=1, enable_version_counter=False)
+        tb_logger = TensorBoardLogger(save_dir=str(log_root), name="lightning_logs",
+                                      version=exp_name, default_hp_metric=False)
+        trainer = _trainer(
+            config,
+            max_epochs=config.max_epochs,
+            logger=tb_logger,
+            callbacks=[checkpoint_cb, last_cb],
+            num_sanity_val_steps=0,
+            check_val_every_n_epoch=1,
+            log_every_n_steps=min(20, max(1, len(loader))),
+            gradient_clip_val=config.gradient_clip_val,
+            limit_train_batches=config.limit_train_batches,
+            deterministic=False,
+        )
+        val_loader = _eval_loader(val_set, config)
+        if not resume:
+            # Like the seed: a first validation shows the untrained model's recall.
+            trainer.validate(module, dataloaders=val_loader, verbose=False)
+    with resumable_on_interrupt(trainer, run_dir, exp_name, log_root):
+        trainer.fit(module, train_dataloaders=loader, val_dataloaders=val_loader,
+                    ckpt_path=resume, weights_only=False)
     best = checkpoint_cb.best_model_path or last_cb.best_model_path
     last = str(run_dir / "checkpoints" / "last.ckpt")
     logger.info("Best checkpoint: %s", best)
@@ -320,29 +365,54 @@ def train(settings: Mapping[str, Any] | TrainConfig | None = None,
             "tests": tests, "is_global_zero": trainer.is_global_zero, "config": config}
 
 
-def test(settings: Mapping[str, Any] | None, ckpt_path: str) -> list[dict[str, Any]]:
-    """Tests a checkpoint on every ``test_path``; no training. Returns one result per set.
+def test(settings: Mapping[str, Any] | None, ckpt_path: str | None = None,
+         weights: str | None = None) -> list[dict[str, Any]]:
+    """Tests a checkpoint (or a published model) on every ``test_path``; no training.
 
     Args:
         settings: evaluation and hardware settings by name; module settings given here must
-            match the checkpoint's architecture.
+            match the checkpoint's architecture. ``published_model`` (with ``weights``)
+            tests a published model instead of a checkpoint.
         ckpt_path: a checkpoint of `train`.
+        weights: the published model's weights (a file or ``hf:`` source).
+
+    Returns:
+        One result per set.
     """
-    checkpoint = _require(ckpt_path, "ckpt_path")
-    config = resolve_config(_settings_of(settings), checkpoint)
+    settings = _settings_of(settings)
+    published = check_values(settings).get("published_model")
+    if not ckpt_path and not published:
+        raise RunError("--ckpt_path (a checkpoint of vpr train) or --model (a published model) "
+                       "is required")
+    if ckpt_path and weights:
+        raise RunError("--weights is for --model without --ckpt_path: the checkpoint holds "
+                       "its own weights")
+    config = resolve_config(settings, ckpt_path)
     if not config.test_path:
         raise RunError("test_path is required: the folder(s) with database/ and queries/")
     test_sets = [_retrieval_set(path, config) for path in config.test_path]
-    run_dir = Path(checkpoint).resolve().parent.parent
-    if not (run_dir / "checkpoints").is_dir():
-        run_dir = Path(checkpoint).resolve().parent
+    if ckpt_path:
+        run_dir = Path(ckpt_path).resolve().parent.parent
+        if not (run_dir / "checkpoints").is_dir():
+            run_dir = Path(ckpt_path).resolve().parent
+    else:
+        name = config.exp_name or f"{config.published_model.replace(':', '_')}_" \
+            f"{time.strftime('%Y-%m-%d_%H-%M-%S')}"
+        run_dir = run_dir_of(config.log_dir, name)
+    run_dir.mkdir(parents=True, exist_ok=True)
     setup_logging(run_dir, file_prefix="test_")
     logger.info("Command: %s", " ".join(shlex.quote(part) for part in sys.argv))
-    module = load_module(checkpoint, config.module_config())
+    if ckpt_path:
+        module = load_module(ckpt_path, config.module_config())
+        source = ckpt_path
+    else:
+        module = VPRModule(config.module_config(), vpr_version=vpr.__version__)
+        load_published_weights(module, config.published_model, weights, config.image_size)
+        source = f"{config.published_model} ({weights or 'registered source'})"
     _configure_input(module, config)
     L.seed_everything(config.seed, workers=True)
     trainer = _trainer(config, logger=False)
-    return [_run_test(trainer, module, test_set, config, run_dir, checkpoint, ckpt_path=None)
+    return [_run_test(trainer, module, test_set, config, run_dir, source, ckpt_path=None)
             for test_set in test_sets]
 
 
