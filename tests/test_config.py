@@ -16,6 +16,7 @@ import yaml
 from vpr.cli import build_parser
 from vpr.cli.flags import explicit_settings
 from vpr.config import (
+    FIELDS,
     MODULE_SECTIONS,
     ModuleConfig,
     TrainConfig,
@@ -37,6 +38,10 @@ def _registry_names(registry: str) -> list[str]:
         from vpr.models.backbones import list_backbones
 
         return list_backbones()
+    if registry == "published":
+        from vpr.models.pretrained import PUBLISHED_MODELS
+
+        return sorted(PUBLISHED_MODELS)
     from vpr.training.losses import list_losses, list_miners
 
     return list_losses() if registry == "losses" else list_miners()
@@ -80,7 +85,9 @@ def test_every_module_option_reaches_the_module_and_its_checkpoint(monkeypatch, 
                         lambda name, **options: built.update(loss=(name, options)))
     monkeypatch.setattr(module_file, "build_miner",
                         lambda name, margin, **options: built.update(miner=(name, margin, options)))
-    fields = [field for _, field in iter_fields(MODULE_SECTIONS)]
+    # A published model replaces the backbone + aggregator settings: checked on its own below.
+    fields = [field for _, field in iter_fields(MODULE_SECTIONS)
+              if field.name != "published_model"]
     assert len(fields) >= 20  # the schema, not a hand-kept list, decides what is checked
     chosen = {field.name: _other_value(field) for field in fields}
     argv = ["train"] + [word for field in fields for word in _argv(field, chosen[field.name])]
@@ -107,6 +114,16 @@ def test_every_module_option_reaches_the_module_and_its_checkpoint(monkeypatch, 
         if field.name != "pretrained":  # weights come from the checkpoint: never downloaded
             assert getattr(restored, field.name) == expected[field.name], field.name
     assert restored.pretrained == "none"
+    # --model NAME: the published architecture is built, and the name is stored.
+    monkeypatch.setattr(module_file, "build_published_architecture",
+                        lambda model, size, **options: built.update(published=model.key)
+                        or torch.nn.Linear(1, 1))
+    name = _other_value(FIELDS["published_model"][1])
+    config = resolve_config(explicit_settings(build_parser().parse_args(["train", "--model",
+                                                                         name])))
+    module = module_file.VPRModule(config.module_config())
+    assert module.hparams["published_model"] == built["published"] == config.published_model
+    assert config.published_model.startswith(name.split(":")[0])
 
 
 def test_flags_keep_the_seed_names_and_defaults():

@@ -21,7 +21,7 @@ from vpr.cli import main as vpr_main
 
 FLAGS = ["--image_size", "32", "--pretrained", "none", "--batch_size", "2",
          "--img_per_place", "2", "--min_img_per_place", "2", "--num_workers", "0",
-         "--descriptors_dim", "16", "--no_progress_bar", "--accelerator", "cpu", "--seed", "3"]
+         "--descriptors_dim", "16", "--no-progress_bar", "--accelerator", "cpu", "--seed", "3"]
 
 
 @pytest.fixture(autouse=True)
@@ -74,11 +74,10 @@ def _one_line_error(capsys) -> str:
 
 _SAVER = """
 import os, signal, sys, threading, torch
-from vpr.training.run import _trainer
-from vpr.cli import build_parser
+from vpr.training.run import _trainer, resolve_config
 target = sys.argv[1]
-args = build_parser().parse_args(["train", "--accelerator", "cpu", "--no_progress_bar"])
-io = _trainer(args, logger=False).strategy.checkpoint_io
+config = resolve_config({"accelerator": "cpu", "progress_bar": False})
+io = _trainer(config, logger=False).strategy.checkpoint_io
 whole = []
 
 def kill_when_partial():
@@ -127,15 +126,14 @@ def test_a_kill_at_any_instant_keeps_a_whole_checkpoint_across_file_systems(tmp_
 
 
 def test_a_full_disk_keeps_the_previous_checkpoint_and_says_so(tmp_path, mounts):
-    from vpr.cli import build_parser
-    from vpr.training.run import _trainer
+    from vpr.training.run import _trainer, resolve_config
     from vpr.utils.disk import DiskError
 
     # The Trainer's writer, with the folder on another file system than $TMPDIR.
     folder = mounts(tmp_path / "small", "size=1m")
     target = folder / "last.ckpt"
-    args = build_parser().parse_args(["train", "--accelerator", "cpu", "--no_progress_bar"])
-    io = _trainer(args, logger=False).strategy.checkpoint_io
+    config = resolve_config({"accelerator": "cpu", "progress_bar": False})
+    io = _trainer(config, logger=False).strategy.checkpoint_io
     io.save_checkpoint({"w": torch.ones(50_000)}, target)  # 200 kB: fits
     with pytest.raises(DiskError) as raised:  # Lightning's writer: OSError, target truncated
         io.save_checkpoint({"w": torch.zeros(400_000)}, target)  # 1.6 MB: does not
@@ -153,10 +151,19 @@ def test_invalid_values_are_refused_before_the_run_folder_is_made(bad, tiny_trai
                                                                   tiny_retrieval, tmp_path,
                                                                   capsys):
     logs = tmp_path / "logs"
-    code = vpr_main(_train_args(tiny_train, tiny_retrieval, logs, "run", "--max_epochs", "1",
-                                *bad))
+    try:
+        code = vpr_main(_train_args(tiny_train, tiny_retrieval, logs, "run", "--max_epochs",
+                                    "1", *bad))
+    except SystemExit as exit_:  # refused by the flag's own check (the settings schema)
+        code = exit_.code
+        err = capsys.readouterr().err
+        assert "Traceback" not in err
+        last = err.strip().splitlines()[-1]
+        assert last.startswith("vpr train: error: argument --") and bad[0] in last, err
+        assert f"'{bad[1]}'" in last, err
+    else:
+        assert f"--{bad[0].lstrip('-')} {bad[1]}" in _one_line_error(capsys)
     assert code == 2
-    assert f"--{bad[0].lstrip('-')} {bad[1]}" in _one_line_error(capsys)
     assert not (logs / "lightning_logs" / "run").exists()
     if bad[0] == "--batch_size":  # the corrected command runs under the same name
         assert vpr_main(_train_args(tiny_train, tiny_retrieval, logs, "run", "--max_epochs",
@@ -167,8 +174,10 @@ def test_invalid_values_are_refused_before_the_run_folder_is_made(bad, tiny_trai
 def test_a_start_that_fails_after_the_folder_was_made_removes_it(tiny_train, tiny_retrieval,
                                                                  tmp_path, capsys):
     logs = tmp_path / "logs"
-    # An unknown precision is refused by Lightning's Trainer, after config.yaml was written.
-    code = vpr_main(_train_args(tiny_train, tiny_retrieval, logs, "run", "--precision", "7"))
+    # An unknown strategy is refused by Lightning's Trainer, after config.yaml was written
+    # (an unknown precision is now refused by its flag, before anything).
+    code = vpr_main(_train_args(tiny_train, tiny_retrieval, logs, "run", "--strategy",
+                                "no_such_strategy"))
     assert code == 2, capsys.readouterr().err
     assert not (logs / "lightning_logs" / "run").exists()
 
@@ -257,15 +266,15 @@ def _command(name: str, out: Path, tiny_train: Path, tiny_retrieval: Path,
         return _train_args(tiny_train, tiny_retrieval, out / "logs", "run", "--max_epochs", "1")
     if name == "index build":
         return ["index", "build", "--ckpt_path", str(world["ckpt"]), "--database",
-                str(world["database"]), "--out", str(out / "index"), "--device", "cpu",
-                "--no_progress_bar"]
+                str(world["database"]), "--out", str(out / "index"), "--accelerator", "cpu",
+                "--no-progress_bar"]
     if name == "locate --map":
         photo = sorted(path for path in world["database"].rglob("*") if path.is_file())[0]
-        return ["locate", str(photo), "--index", str(world["index"]), "--device", "cpu",
+        return ["locate", str(photo), "--index", str(world["index"]), "--accelerator", "cpu",
                 "--map", str(out / "map.html")]
     if name == "data stats":
         return ["data", "stats", str(tiny_retrieval), "--out", str(out / "stats")]
-    return ["synth", "--preset", "tiny", "--out", str(out / "city"), "--no_progress_bar"]
+    return ["synth", "--preset", "tiny", "--out", str(out / "city"), "--no-progress_bar"]
 
 
 @pytest.mark.parametrize("fault", ["read-only", "full"])
@@ -344,7 +353,7 @@ def test_a_text_file_as_a_checkpoint_is_not_a_checkpoint(tiny_retrieval, tmp_pat
     text = tmp_path / "model.ckpt"
     text.write_text("epoch=3 R@1=80\n")
     code = vpr_main(["test", "--ckpt_path", str(text), "--test_path", str(tiny_retrieval),
-                     "--accelerator", "cpu", "--num_workers", "0", "--no_progress_bar"])
+                     "--accelerator", "cpu", "--num_workers", "0", "--no-progress_bar"])
     assert code == 2
     error = _one_line_error(capsys)
     assert "not a checkpoint: a text file" in error and "could run code" not in error
