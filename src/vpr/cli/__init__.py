@@ -7,10 +7,24 @@ import importlib
 import logging
 import os
 import sys
+import warnings
 
 # Each module has add_parser(subparsers) and run(args) -> int.
 SUBCOMMANDS = ("demo", "train", "test", "index", "locate", "serve", "data", "synth", "download",
                "sweep", "report", "benchmark")
+
+
+def _format_warning(message, category, filename, lineno, line=None) -> str:
+    """Old spellings read as one line, like errors; other warnings as Python shows them."""
+    from vpr.config.fields import DeprecatedSpelling
+
+    if issubclass(category, DeprecatedSpelling):
+        return f"vpr: warning: {message}\n"
+    return _python_format_warning(message, category, filename, lineno, line)
+
+
+_python_format_warning = warnings.formatwarning
+warnings.formatwarning = _format_warning
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import sys
 import warnings
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from vpr.config.fields import LazyNames, default_of, option_of, parse_overrides
+from vpr.config.fields import DeprecatedSpelling, LazyNames, default_of, option_of, parse_overrides
 from vpr.config.schema import FIELDS, SECTIONS, iter_fields
 
 SECTION_TITLES = {
@@ -44,8 +43,9 @@ def _registry(name: str) -> Callable[[], Iterable[str]]:
 
 
 def deprecated(message: str) -> None:
-    """Tells the user, on stderr, that a spelling they used is going away."""
-    print(f"vpr: warning: {message}", file=sys.stderr)
+    """Warns that a spelling the user typed is going away (shown as ``vpr: warning: ...``
+    by `vpr.cli`; recorded, not printed, where warnings are captured)."""
+    warnings.warn(message, DeprecatedSpelling, stacklevel=3)
 
 
 class DeprecatedFlag(argparse.Action):
@@ -72,7 +72,7 @@ def _argparse_type(convert: Callable[[Any], Any]) -> Callable[[str], Any]:
     def parse(text: str) -> Any:
         try:
             with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always", FutureWarning)
+                warnings.simplefilter("always", DeprecatedSpelling)
                 value = convert(text)
         except (TypeError, ValueError) as error:
             raise argparse.ArgumentTypeError(f"invalid value {text!r}: {error}") from None

@@ -11,6 +11,11 @@ import dataclasses
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+
+class DeprecatedSpelling(FutureWarning):
+    """An old flag or value spelling that still works for one release."""
+
+
 # How a value is given: one value; several (nargs "+"); repeated KEY=VALUE pairs; a switch.
 KINDS = ("value", "list", "pairs", "switch")
 

@@ -16,7 +16,7 @@ import warnings
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from vpr.config.fields import coerce, default_of, option, option_of
+from vpr.config.fields import DeprecatedSpelling, coerce, default_of, option, option_of
 
 # Lightning's precision names; older spellings are read with a deprecation warning.
 PRECISIONS = ("auto", "32-true", "16-mixed", "bf16-mixed", "64-true", "16-true", "bf16-true")
@@ -47,7 +47,7 @@ def precision_name(value: Any) -> str:
     text = str(value)
     if text in OLD_PRECISIONS:
         warnings.warn(f"precision {text!r} is deprecated; use {OLD_PRECISIONS[text]!r}",
-                      FutureWarning, stacklevel=3)
+                      DeprecatedSpelling, stacklevel=3)
         return OLD_PRECISIONS[text]
     return text
 
