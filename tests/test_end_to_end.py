@@ -146,7 +146,7 @@ def test_saved_config_reproduces_the_run(trained_run, monkeypatch):
 
     asked: dict = {}
     monkeypatch.setattr(training_run, "train",
-                        lambda settings, resume=None: asked.update(settings) or {
+                        lambda settings, resume=None, **_: asked.update(settings) or {
                             "is_global_zero": False})
     saved = trained_run / "config.yaml"
     assert vpr_main(["train", "--config", str(saved), "--exp_name", "again"]) == 0
