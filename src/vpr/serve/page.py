@@ -18,7 +18,7 @@ TILE_URL = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
 CONTENT_SECURITY_POLICY = ("default-src 'self'; img-src 'self' blob: data: "
                            "https://tile.openstreetmap.org; "
                            "style-src 'self' 'unsafe-inline'; script-src 'self'; "
-                           "connect-src 'self'; base-uri 'none'; form-action 'self'")
+                           "connect-src 'self' blob:; base-uri 'none'; form-action 'self'")
 
 _PAGE = r"""<!DOCTYPE html>
 <html lang="en">

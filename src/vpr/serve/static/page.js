@@ -511,8 +511,13 @@
   }
 
   const drop = $("drop");
-  $("photo").addEventListener("change", () => send($("photo").files));
-  $("folder").addEventListener("change", () => send($("folder").files));
+  for (const input of [$("photo"), $("folder")]) {
+    input.addEventListener("change", () => {
+      const files = [...input.files];
+      input.value = "";  // the next pick replaces this one (and may pick the same again)
+      send(files);
+    });
+  }
   drop.addEventListener("dragover", event => {
     event.preventDefault();
     drop.classList.add("over");
