@@ -37,7 +37,12 @@ _PAGE = r"""<!DOCTYPE html>
   #drop { display: block; border: 2px dashed #888; border-radius: 8px; padding: 14px;
           text-align: center; background: white; }
   #drop.over { border-color: #2b6cb0; background: #ebf4ff; }
-  #drop label { cursor: pointer; margin: 0 8px; }
+  #drop label.picker { cursor: pointer; margin: 0 6px; display: inline-block;
+                       padding: 3px 10px; border: 1px solid #2b6cb0; border-radius: 4px;
+                       background: #ebf4ff; color: #2b6cb0; position: relative; }
+  /* The native inputs stay in the page (keyboard, scripts), their buttons do not show. */
+  #drop label.picker input { position: absolute; left: 0; top: 0; width: 1px; height: 1px;
+                             opacity: 0; }
   #controls { margin: 8px 0; font-size: 14px; }
   #controls input[type=number] { width: 4em; }
   #progress { width: 320px; height: 14px; vertical-align: middle; }
@@ -47,6 +52,8 @@ _PAGE = r"""<!DOCTYPE html>
   [hidden] { display: none !important; }
   #batch table { border-collapse: collapse; font-size: 13px; background: white; }
   #batch td, #batch th { border: 1px solid #ccc; padding: 3px 8px; text-align: left; }
+  #batch td.name { max-width: 300px; overflow: hidden; text-overflow: ellipsis;
+                    white-space: nowrap; }
   #batch tbody tr { cursor: pointer; }
   #batch tbody tr:hover { background: #ebf4ff; }
   #batch tbody tr.selected { background: #d6e6fa; }
@@ -57,6 +64,7 @@ _PAGE = r"""<!DOCTYPE html>
   #preview { max-width: 320px; max-height: 240px; border: 1px solid #ccc; }
   #prediction { font-size: 15px; line-height: 1.6; margin-top: 6px; }
   #prediction .confidence { font-weight: 700; }
+  #prediction .name { overflow-wrap: anywhere; font-weight: 600; font-size: 13px; }
   #map-column { flex: 1; min-width: 360px; max-width: 760px; }
   #map { height: 420px; border: 1px solid #999; }
   #map.offline { background: #f4f1ea; }
@@ -91,9 +99,10 @@ _PAGE = r"""<!DOCTYPE html>
 <main>
   <div id="drop">
     <strong>Drop photos or a folder here</strong>, or
-    <label><input id="photo" name="file" type="file" accept="image/*" multiple>
-      pick photos</label>
-    <label><input id="folder" type="file" webkitdirectory multiple> pick a folder</label>
+    <label class="picker"><input id="photo" name="file" type="file" accept="image/*"
+      multiple>pick photos</label>
+    <label class="picker"><input id="folder" type="file" webkitdirectory multiple>pick a
+      folder</label>
     <br><small>at most __MAX_UPLOAD_MB__ MB a photo</small>
   </div>
   <div id="controls">

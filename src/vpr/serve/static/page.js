@@ -237,6 +237,10 @@
            formatDistance(values.distance_to_top_match_m)];
       cells.forEach((text, column) => {
         const td = element("td", {}, String(text));
+        if (column === 1 || (column === 5 && !row.answer.error)) {  // long file names
+          td.className = "name";
+          td.title = String(text);
+        }
         if (row.answer.error && column === 2) td.colSpan = 5;
         tr.appendChild(td);
       });
@@ -274,7 +278,7 @@
     const box = $("prediction");
     box.replaceChildren();
     const line = text => box.appendChild(element("div", {}, text));
-    line(result.photo);
+    line(result.photo).className = "name";
     if (result.latitude === null && result.utm_east === null) {
       line("No location: " + (result.reason || "no match found") + ".");
       return;
