@@ -104,3 +104,29 @@ def test_static_files_and_larger_views(batch_service):
     policy = page.headers["content-security-policy"]
     assert "script-src 'self'" in policy and "https://tile.openstreetmap.org" in policy
     assert 'src="/static/leaflet/leaflet.js"' in page.text and "unpkg" not in page.text
+
+
+def test_cli_batch_options_reach_the_app(served_world, monkeypatch):
+    import argparse
+
+    import vpr.serve
+    from vpr.cli import serve as serve_cli
+
+    parser = argparse.ArgumentParser(prog="vpr")
+    serve_cli.add_parser(parser.add_subparsers())
+    defaults = parser.parse_args(["serve", "--index", "x"])
+    assert (defaults.max_batch_files, defaults.max_batch_mb) == (50, 100.0)
+    seen = {}
+
+    def fake_create_app(index, **settings):
+        seen.update(settings)
+        return object()
+
+    monkeypatch.setattr(vpr.serve, "create_app", fake_create_app)
+    monkeypatch.setattr(vpr.serve, "serve", lambda app, **options: None)
+    args = parser.parse_args(["serve", "--index", str(served_world["index"]),
+                              "--max_batch_files", "7", "--max_batch_mb", "12.5"])
+    assert args.func(args) == 0
+    assert (seen["max_batch_files"], seen["max_batch_mb"]) == (7, 12.5)
+    with pytest.raises(ValueError, match="max_batch_files"):
+        create_app(served_world["index"], max_batch_files=0, device="cpu")
