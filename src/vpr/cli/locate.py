@@ -63,11 +63,11 @@ def _format(result) -> str:
                  f"(UTM {zone} {result.utm_east:.1f} E {result.utm_north:.1f} N)")
     lines.append(f"  confidence: {result.confidence:.2f} ({result.cluster_size} of "
                  f"{len(result.matches)} matches within {result.radius_m:g} m)")
-    lines.append(f"  {'#':>3} {'similarity':>10} {'to pred.':>11}  {'lat, lon':<23} image")
+    lines.append(f"  {'#':>3} {'similarity':>10} {'to pred.':>9}  {'lat, lon':<23} image")
     for match in result.matches:
         distance = format_distance(match.distance_to_prediction_m)
         marker = "*" if match.in_cluster else " "
-        lines.append(f"  {match.rank:>3} {match.similarity:>10.3f} {distance:>11}{marker} "
+        lines.append(f"  {match.rank:>3} {match.similarity:>10.3f} {distance:>9}{marker} "
                      f"{latlon(match.latitude, match.longitude):<23} {match.path}")
     return "\n".join(lines)
 

@@ -37,8 +37,8 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--log_level", default="info",
                         choices=("debug", "info", "warning", "error"),
                         help="server log level; debug also logs each request (default: info)")
-    add_limit_options(parser)
     add_batch_options(parser)
+    add_limit_options(parser)
     parser.set_defaults(func=run)
 
 

@@ -28,7 +28,6 @@ from typing import Any
 
 import numpy as np
 
-from vpr.locate.geodesy import geodesic_m, latlon_of
 from vpr.locate.index import LocationIndex, resolve_device
 
 DEFAULT_TOP_K = 5
@@ -160,6 +159,8 @@ def _to_latlon(east: float, north: float, zone_number: int | None, zone_letter: 
 def _distance_to_prediction(record: dict[str, Any], latitude: float | None,
                             longitude: float | None) -> float | None:
     """Geodesic metres from a match to the prediction, in any zone; None if either is unplaced."""
+    from vpr.locate.geodesy import geodesic_m, latlon_of
+
     point = latlon_of(record["latitude"], record["longitude"], record["utm_east"],
                       record["utm_north"], record["utm_zone_number"], record["utm_zone_letter"])
     if point is None or latitude is None or longitude is None:

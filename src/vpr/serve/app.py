@@ -52,10 +52,10 @@ logger = logging.getLogger(__name__)
 DEFAULT_MAX_UPLOAD_MB = 20.0
 MAX_TOP_K = 100
 FORM_FIELDS = {"file", "top_k"}
-DEFAULT_MAX_BATCH_FILES = 50
-DEFAULT_MAX_BATCH_MB = 100.0
 # Upload names are echoed back as `photo`; they are labels, never paths.
 MAX_NAME_LENGTH = 255
+DEFAULT_MAX_BATCH_FILES = 50
+DEFAULT_MAX_BATCH_MB = 100.0
 
 
 def _schema_of(dataclass: type, name: str, leading: dict[str, Any] | None = None,
@@ -149,9 +149,9 @@ def create_app(
     nprobe: int | None = None,
     max_decodes: int = DEFAULT_MAX_DECODES,
     max_pixels: int = DEFAULT_MAX_PIXELS,
-    read_timeout: float | None = DEFAULT_READ_TIMEOUT_S,
     max_batch_files: int = DEFAULT_MAX_BATCH_FILES,
     max_batch_mb: float = DEFAULT_MAX_BATCH_MB,
+    read_timeout: float | None = DEFAULT_READ_TIMEOUT_S,
 ) -> FastAPI:
     """Loads the index and its model once and returns the service's app.
 
@@ -165,10 +165,10 @@ def create_app(
         nprobe: lists visited per query, for ivf/ivfpq indexes (default: as built).
         max_decodes: uploads decoded at the same time (the rest wait): bounds memory.
         max_pixels: the largest image accepted, in pixels (larger: 422, never decoded).
-        read_timeout: seconds a request's head, and its body, may take to arrive (slower:
-            408); None for no limit. The head's limit needs `serve`/`serve_in_background`.
         max_batch_files: the most photos in one ``POST /locate/batch`` (more: 413).
         max_batch_mb: the largest ``POST /locate/batch`` body, in MiB (larger: 413).
+        read_timeout: seconds a request's head, and its body, may take to arrive (slower:
+            408); None for no limit. The head's limit needs `serve`/`serve_in_background`.
 
     Raises:
         LocationIndexError: the index or its checkpoint cannot be used.
@@ -261,8 +261,16 @@ def create_app(
         top_k_form: Annotated[int | None, Form(alias="top_k", ge=1, le=MAX_TOP_K)] = None,
         top_k_query: Annotated[int | None, Query(alias="top_k", ge=1, le=MAX_TOP_K)] = None,
     ) -> JSONResponse:
-        await _reject_unknown_fields(request)
-        name, data = await read_upload(file)
+        unknown = sorted(set((await request.form()).keys()) - FORM_FIELDS)
+        if unknown:
+            raise HTTPException(422, f"unknown form field(s): {', '.join(unknown)}; "
+                                     f"allowed: {', '.join(sorted(FORM_FIELDS))}")
+        name = _photo_name(file.filename)
+        data = await file.read(max_upload_bytes + 1)
+        if len(data) > max_upload_bytes:
+            raise UploadError(413, f"upload too large: the limit is {max_upload_mb:g} MB")
+        await file.close()
+        data, _ = await decoder.prepare_async(data)
         count = top_k_form or top_k_query or top_k
         results = await run_in_threadpool(locator.locate, data, name, count)
         # Returned as is, not re-validated by response_model: the `to_dict()` of the CLI.
@@ -275,7 +283,7 @@ def create_app(
                                      f"allowed: {', '.join(sorted(FORM_FIELDS))}")
 
     async def read_upload(file: UploadFile) -> tuple[str, bytes]:
-        """The upload's label and its bytes, checked and shrunk for the model.
+        """The upload's label and its bytes, checked and shrunk for the model (as /locate).
 
         Raises:
             UploadError: a refused upload (name, size, not an image, damaged...).

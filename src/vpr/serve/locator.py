@@ -59,9 +59,9 @@ class Locator:
         self.item_of_path = {path: item for item, path in enumerate(self.index.paths)}
         self._lock = threading.Lock()
         self._workdir = tempfile.TemporaryDirectory(prefix="vpr-serve-")
-        self.thumbnail = functools.lru_cache(maxsize=THUMBNAILS_CACHED)(self._thumbnail)
         self.enlarged = functools.lru_cache(maxsize=ENLARGED_CACHED)(
             functools.partial(self._thumbnail, size=ENLARGED_SIZE))
+        self.thumbnail = functools.lru_cache(maxsize=THUMBNAILS_CACHED)(self._thumbnail)
 
     def __len__(self) -> int:
         return len(self.index)
