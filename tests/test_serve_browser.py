@@ -74,7 +74,8 @@ def page_state(driver) -> str | None:
 def browser(two_city_world, tmp_path_factory):
     """One Chromium and one service over the two-city index, for the module's tests."""
     driver = start_chromium(tmp_path_factory.mktemp("profile"))
-    app = create_app(two_city_world["index"], top_k=4, device="cpu")
+    # At most 2 photos a request: the page must split a batch of 5 in 3 requests.
+    app = create_app(two_city_world["index"], top_k=4, device="cpu", max_batch_files=2)
     try:
         with serve_in_background(app) as url:
             driver.get(url)
@@ -208,8 +209,8 @@ def test_five_photos_give_five_rows_and_a_csv_equal_to_the_api(browser, two_city
         "fetch(document.getElementById('download-geojson').href).then(r => r.json())"
         ".then(done).catch(e => done('failed: ' + e));")
     with httpx.Client(base_url=browser["url"], timeout=60) as client:
-        answers = client.post("/locate/batch", data={"top_k": "4"}, files=[
-            ("file", (p.name, p.read_bytes(), "image/png")) for p in paths]).json()
+        answers = [client.post("/locate", data={"top_k": "4"}, files=[
+            ("file", (p.name, p.read_bytes(), "image/png"))]).json()[0] for p in paths]
     assert len(table) == 5 and len(geojson["features"]) == 5
     for line, feature, answer in zip(table, geojson["features"], answers):
         top = answer["matches"][0]
