@@ -232,6 +232,10 @@ def test_five_photos_give_five_rows_and_a_csv_equal_to_the_api(browser, two_city
                 assert float(line[column]) == pytest.approx(value, abs=1e-12), column
         assert feature["properties"] == expected
         assert feature["geometry"]["coordinates"] == [answer["longitude"], answer["latitude"]]
+    # A photo name a spreadsheet would run as a formula stays text in the CSV (only then).
+    formula = driver.execute_script(
+        "vpr.state.rows[0].answer.photo = '=HYPERLINK(\"x\")'; return vpr.csvText();")
+    assert formula.split("\r\n")[1].startswith('"\'=HYPERLINK(""x"")",')
     # A row opens that photo's detail.
     rows[2].click()
     assert paths[2].name in driver.find_element(By.ID, "prediction").text

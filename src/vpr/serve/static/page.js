@@ -78,7 +78,10 @@
 
   function csvCell(value) {
     if (value === null || value === undefined) return "";
-    const text = String(value);
+    let text = String(value);
+    // A text (a file name) that a spreadsheet would run as a formula is kept as text.
+    // Not a leading "@": every name of the @-format (docs/DATA.md) starts with one.
+    if (typeof value === "string" && /^[=+\-\t\r]/.test(text)) text = "'" + text;
     return /[",\r\n]/.test(text) ? '"' + text.replace(/"/g, '""') + '"' : text;
   }
 
@@ -244,10 +247,13 @@
         if (row.answer.error && column === 2) td.colSpan = 5;
         tr.appendChild(td);
       });
-      tr.addEventListener("click", () => {
+      tr.tabIndex = 0;  // reachable from the keyboard: Enter opens it
+      const open = () => {
         showDetail(number);
         $("result").scrollIntoView({behavior: "smooth"});
-      });
+      };
+      tr.addEventListener("click", open);
+      tr.addEventListener("keydown", event => { if (event.key === "Enter") open(); });
       body.appendChild(tr);
     });
     $("batch").hidden = false;
@@ -487,6 +493,11 @@
   }
 
   $("evidence-close").addEventListener("click", () => $("evidence").close());
+  $("evidence").addEventListener("click", event => {  // a click beside the dialog closes it
+    const box = event.currentTarget.getBoundingClientRect();
+    if (event.clientX < box.left || event.clientX > box.right || event.clientY < box.top ||
+        event.clientY > box.bottom) event.currentTarget.close();
+  });
 
   // ---- input: pick photos, pick a folder, drop either
 
