@@ -239,3 +239,19 @@ def test_five_photos_give_five_rows_and_a_csv_equal_to_the_api(browser, two_city
     # A row opens that photo's detail.
     rows[2].click()
     assert paths[2].name in driver.find_element(By.ID, "prediction").text
+    # Several files dropped at once (and a non-image among them, skipped): one row each.
+    driver.execute_script(
+        "document.body.dataset.state = 'dropping';"
+        "Promise.all([fetch('/thumbnail/1'), fetch('/thumbnail/7')].map(r => r.then("
+        "  response => response.blob()))).then(blobs => {"
+        "  const transfer = new DataTransfer();"
+        "  blobs.forEach((blob, n) => transfer.items.add("
+        "    new File([blob], 'drop' + n + '.jpg', {type: 'image/jpeg'})));"
+        "  transfer.items.add(new File(['notes'], 'notes.txt', {type: 'text/plain'}));"
+        "  document.getElementById('drop').dispatchEvent("
+        "    new DragEvent('drop', {dataTransfer: transfer, bubbles: true}));"
+        "});")
+    wait_for(driver, lambda d: page_state(d) in ("done", "error"))
+    status = driver.find_element(By.ID, "status").text
+    assert status.startswith("2 photos: 2 located, 0 refused, 1 other file skipped"), status
+    assert len(driver.find_elements(By.CSS_SELECTOR, "#results tbody tr")) == 2

@@ -218,7 +218,8 @@
     } else {
       setStatus(rows.length + " photos: " + located + " located, " +
                 (rows.length - located) + " refused" +
-                (skipped ? ", " + skipped + " other files skipped" : "") +
+                (skipped ? ", " + skipped + (skipped === 1 ? " other file" : " other files") +
+                 " skipped" : "") +
                 ". Click a row to see its map and matches.", located < rows.length);
     }
     document.body.dataset.state = located > 0 ? "done" : "error";
