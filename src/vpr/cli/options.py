@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from vpr.cli.train_format import add_train_format_option
 from vpr.models.aggregators import list_aggregators
 from vpr.training.losses import list_losses, list_miners, parse_overrides
 
@@ -40,10 +41,12 @@ MODULE_DEFAULTS: dict[str, Any] = {
     "save_only_wrong_preds": False,
     "group_rule": "auto",
     "dist_thresholds": (10.0, 25.0, 50.0, 100.0),
+    "published_model": "",
 }
 
 # Options whose value must match the checkpoint: they define the network.
-ARCHITECTURE_KEYS = ("backbone", "agg_arch", "descriptors_dim", "agg_options", "vit_depth")
+ARCHITECTURE_KEYS = ("backbone", "agg_arch", "descriptors_dim", "agg_options", "vit_depth",
+                     "published_model")
 
 
 def image_size(text: str) -> int:
@@ -71,7 +74,9 @@ def add_data_options(parser: argparse.ArgumentParser, *, need_train: bool) -> No
     group = parser.add_argument_group("data")
     group.add_argument("--train_path", type=str, default=None,
                        help="training set: folder tree of @-named images, one place id per note "
-                            "field (GSV-XS layout)" + ("" if need_train else "; ignored here"))
+                            "field (GSV-XS layout), or a GSV-Cities folder"
+                            + ("" if need_train else "; ignored here"))
+    add_train_format_option(group)
     group.add_argument("--val_path", type=str, default=None,
                        help="validation set folder with database/ and queries/")
     group.add_argument("--test_path", type=str, nargs="+", default=None,

@@ -67,10 +67,11 @@ def build_model(
     """
     # MixVPR reads an intermediate stage (the paper drops ResNet-18's last two stages);
     # each aggregator class declares which stage it wants.
-    cut_after = get_aggregator_class(agg_arch).backbone_cut_after
-    feature_extractor = build_backbone(
-        backbone, pretrained=pretrained, cut_after=cut_after, **dict(backbone_options or {})
-    )
+    # A published model may say otherwise (MixVPR's ResNet-50 is cut after layer3).
+    options = dict(backbone_options or {})
+    cut_after = options.pop("cut_after", get_aggregator_class(agg_arch).backbone_cut_after)
+    feature_extractor = build_backbone(backbone, pretrained=pretrained, cut_after=cut_after,
+                                       **options)
     aggregator = build_aggregator(
         agg_arch,
         in_channels=feature_extractor.out_channels,

@@ -17,6 +17,8 @@ from vpr.eval.predictions import save_predictions
 from vpr.eval.report import evaluate_retrieval, per_query_rows, write_results
 from vpr.eval.search import search
 from vpr.models.model import build_model
+from vpr.models.pretrained import get_published_model
+from vpr.models.pretrained.build import build_published_architecture
 from vpr.training.losses import build_loss, build_miner, compute_loss
 
 logger = logging.getLogger(__name__)
@@ -74,19 +76,28 @@ class VPRModule(L.LightningModule):
         group_rule: str = "auto",
         dist_thresholds: tuple[float, ...] = (10.0, 25.0, 50.0, 100.0),
         vpr_version: str = "",
+        published_model: str = "",
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
-        self.model = build_model(
-            backbone=backbone,
-            agg_arch=agg_arch,
-            descriptors_dim=descriptors_dim,
-            image_size=tuple(image_size) if image_size else (224, 224),
-            pretrained=pretrained,
-            agg_options=dict(agg_options or {}),
-            backbone_options=backbone_training_options(train_blocks, grad_checkpointing,
-                                                       vit_depth),
-        )
+        backbone_options = backbone_training_options(train_blocks, grad_checkpointing,
+                                                     vit_depth)
+        if published_model:
+            # A published architecture (its weights are loaded by the caller, or come from
+            # this module's checkpoint).
+            self.model = build_published_architecture(
+                get_published_model(published_model),
+                tuple(image_size) if image_size else None, **backbone_options)
+        else:
+            self.model = build_model(
+                backbone=backbone,
+                agg_arch=agg_arch,
+                descriptors_dim=descriptors_dim,
+                image_size=tuple(image_size) if image_size else (224, 224),
+                pretrained=pretrained,
+                agg_options=dict(agg_options or {}),
+                backbone_options=backbone_options,
+            )
         self.loss_fn = build_loss(loss_name, **dict(loss_options or {}))
         self.miner = build_miner(miner_name, miner_margin, **dict(miner_options or {}))
         # uint8 batches (the fast pipeline) become normalised floats on the device.

@@ -6,7 +6,12 @@ weights; trained weights come from files). Every backbone keeps the `Backbone` c
 
 from vpr.models.backbones.base import Backbone, check_state_dict, read_state_dict_file
 from vpr.models.backbones.registry import build_backbone, is_vit, list_backbones
-from vpr.models.backbones.resnet import CUT_POINTS, RESNET_NAMES, ResNetBackbone
+from vpr.models.backbones.resnet import (
+    CUT_POINTS,
+    RESNET_NAMES,
+    PretrainedWeightsError,
+    ResNetBackbone,
+)
 from vpr.models.backbones.vit import VIT_ARCHITECTURES, ViTBackbone
 
 __all__ = [
@@ -14,6 +19,7 @@ __all__ = [
     "RESNET_NAMES",
     "VIT_ARCHITECTURES",
     "Backbone",
+    "PretrainedWeightsError",
     "ResNetBackbone",
     "ViTBackbone",
     "build_backbone",

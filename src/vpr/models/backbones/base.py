@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import pickle
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 
 import torch
 from torch import nn
+
+from vpr.utils.torch_files import describe_file, looks_like_torch_file
 
 
 class Backbone(nn.Module):
@@ -74,7 +78,16 @@ def read_state_dict_file(path: Path) -> Mapping[str, torch.Tensor]:
         from safetensors.torch import load_file
 
         return load_file(str(path))
-    state_dict = torch.load(path, map_location="cpu", weights_only=True)
+    # Say what a file that is not a torch save is (text, truncated) instead of a pickle error.
+    problem = None if looks_like_torch_file(path) else describe_file(path)
+    if problem is None:
+        try:
+            state_dict = torch.load(path, map_location="cpu", weights_only=True)
+        except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile) as error:
+            problem = f"{describe_file(path)}: {str(error).splitlines()[0]}"
+    if problem is not None:
+        raise ValueError(f"--pretrained {path}: cannot read the weights: {problem}; pass a "
+                         "state_dict saved with torch.save, 'imagenet' or 'none'")
     if not isinstance(state_dict, Mapping):
         raise ValueError(f"{path} does not hold a state_dict (found {type(state_dict).__name__})")
     return state_dict

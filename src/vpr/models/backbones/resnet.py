@@ -18,6 +18,10 @@ _STEM: tuple[str, ...] = ("conv1", "bn1", "relu", "maxpool")
 _HALVINGS: dict[str, int] = {"layer2": 3, "layer3": 4, "layer4": 5}
 
 
+class PretrainedWeightsError(RuntimeError):
+    """Published weights that cannot be fetched; the message says how to proceed."""
+
+
 class ResNetBackbone(Backbone):
     """A ResNet stem plus its residual stages up to `cut_after`; maps (B,3,H,W) to (B,C,h,w).
 
@@ -82,11 +86,12 @@ def _imagenet_state_dict(name: str) -> dict[str, torch.Tensor]:
         # URLError is an OSError (no network); a truncated download surfaces as RuntimeError.
         filename = weights.url.rsplit("/", 1)[-1]
         cache_file = Path(torch.hub.get_dir()) / "checkpoints" / filename
-        raise RuntimeError(
+        # The user's to fix: reported as one line, with no chained traceback.
+        raise PretrainedWeightsError(
             f"Could not fetch the ImageNet weights for {name} from {weights.url} ({error}). "
             f"To proceed: train from scratch with `--pretrained none`; or download the file "
             f"elsewhere and put it at {cache_file}; or pass `--pretrained /path/to/weights.pth`."
-        ) from error
+        ) from None
 
 
 def _load_state_dict_file(path: Path, backbone: ResNetBackbone) -> None:
