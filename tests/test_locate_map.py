@@ -7,6 +7,7 @@ as `test_serve_browser.py`, where Chromium, chromedriver or selenium is missing.
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 
@@ -15,7 +16,8 @@ import utm
 from test_serve_browser import _chromium_or_driver_missing, start_chromium, wait_for
 
 from vpr.assets import OSM_TILE_ORIGIN, OSM_TILE_URL
-from vpr.cli import main
+from vpr.cli import run_guarded
+from vpr.cli.locate import add_parser
 from vpr.locate.geodesy import geodesic_m
 from vpr.locate.predict import LocateResult, Match
 from vpr.locate.render import render_map
@@ -106,8 +108,11 @@ def test_an_unwritable_map_target_is_one_line_before_the_search(case, tmp_path, 
         (tmp_path / "notes.txt").write_text("x")
         target = tmp_path / "notes.txt" / "map.html"
     # No index: the target is checked before the index is even read.
-    code = main(["locate", str(tmp_path / "photo.jpg"), "--index", str(tmp_path / "none"),
-                 "--map", str(target)])
+    parser = argparse.ArgumentParser(prog="vpr")
+    add_parser(parser.add_subparsers())
+    args = parser.parse_args(["locate", str(tmp_path / "photo.jpg"), "--index",
+                              str(tmp_path / "none"), "--map", str(target)])
+    code = run_guarded(args.func, args)
     err = capsys.readouterr().err
     assert code == 2 and "Traceback" not in err, err
     lines = err.strip().splitlines()
