@@ -61,7 +61,7 @@ def check_map_target(path: str | Path) -> None:
     path = Path(path)
     if path.is_dir():
         raise ValueError(f"map file {path} is a folder; expected the name of an HTML file")
-    check_writable(path.parent, f"folder of the map file {path}")
+    check_writable(path.parent, "folder of the map file")
 
 
 def _data_url(name: str) -> str:
