@@ -73,8 +73,8 @@ def test_the_file_names_no_address_but_the_tiles_and_attributions(two_photos, tm
     assert not re.search(r"<(script|img|iframe)[^>]*\ssrc=", page)
     assert "<link" not in page and "url(images/" not in page
     assert 'http-equiv="Content-Security-Policy"' in page and "default-src 'none'" in page
-    # Leaflet's licence travels with its code (the comment Leaflet keeps in its build).
-    assert "Leaflet 1.9.4" in page
+    # Leaflet's licence travels with its code.
+    assert "Leaflet 1.9.4" in page and "BSD 2-Clause License" in page
     # A "<" of a file name cannot end the inline data early.
     assert "turin \\u003c1>.jpg" in page and "turin &lt;1&gt;.jpg" in page
 

@@ -247,6 +247,8 @@ def render_map(results: LocateResult | Sequence[LocateResult], out_path: str | P
         + f'<script type="application/json" id="results">{data}</script>'
         f'<script type="application/json" id="settings">{_json_text(settings)}'
         "</script>"
+        # Leaflet's licence travels with its code (BSD-2-Clause asks for it).
+        f"<!-- Leaflet 1.9.4:\n{html.escape(read_asset('leaflet/LICENSE').decode())}-->"
         f"<script>{_script_text(read_asset('leaflet/leaflet.js').decode())}</script>"
         f"<script>{_script_text(read_asset('map/locationmap.js').decode())}</script>"
         f"<script>{_PAGE_SCRIPT}</script>"
