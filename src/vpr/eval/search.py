@@ -355,6 +355,83 @@ def rerank(
     return top_scores, top_indices
 
 
+class ExactIndex:
+    """Exact L2 search straight over (memory-mapped) descriptors, with no copy of them.
+
+    A faiss ``IndexFlat`` holds its own copy of every vector, read whole when loaded; this
+    reads the rows ``chunk_rows`` at a time while searching, so opening it costs nothing and
+    the descriptors file can grow by appending. It answers like ``IndexFlatL2`` (same
+    ``search``, ``ntotal``, ``d``, ``metric_type``), so `search_index` takes it too.
+
+    Args:
+        descriptors: (N, D) float32 descriptors (array or memmap).
+        chunk_rows: database rows compared per step.
+    """
+
+    def __init__(self, descriptors: np.ndarray, chunk_rows: int = CHUNK_ROWS) -> None:
+        self.descriptors = descriptors
+        self.chunk_rows = chunk_rows
+        self.metric_type = faiss.METRIC_L2
+
+    @property
+    def ntotal(self) -> int:
+        return int(self.descriptors.shape[0])
+
+    @property
+    def d(self) -> int:
+        return int(self.descriptors.shape[1])
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(squared distances, indices)`` of the k nearest rows, nearest first."""
+        return search_rows(self.descriptors, queries, k, chunk_rows=self.chunk_rows)
+
+
+def search_rows(
+    database_descriptors: np.ndarray,
+    query_descriptors: np.ndarray,
+    k: int,
+    ids: np.ndarray | None = None,
+    chunk_rows: int = CHUNK_ROWS,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Exact L2 search among all rows, or only rows ``ids``, read a chunk at a time.
+
+    Args:
+        database_descriptors: (N, D) descriptors (array or memmap).
+        query_descriptors: (Q, D) queries.
+        k: neighbours wanted per query.
+        ids: sorted database rows to search among (None: all).
+        chunk_rows: rows compared per step (bounds memory whatever N).
+
+    Returns:
+        ``(distances, indices)``: (Q, k) float32 squared L2 distances, nearest first, and
+        int64 database rows; -1 (distance inf) where fewer than k rows exist.
+    """
+    queries = np.ascontiguousarray(query_descriptors, dtype=np.float32)
+    total = database_descriptors.shape[0] if ids is None else len(ids)
+    best_d = np.full((len(queries), k), np.inf, np.float32)
+    best_i = np.full((len(queries), k), -1, np.int64)
+    if len(queries) == 0:
+        return best_d, best_i
+    for start in range(0, total, chunk_rows):
+        if ids is None:
+            rows = np.arange(start, min(start + chunk_rows, total))
+            block = np.ascontiguousarray(database_descriptors[start : start + chunk_rows],
+                                         dtype=np.float32)
+        else:
+            rows = np.asarray(ids[start : start + chunk_rows], np.int64)
+            block = np.ascontiguousarray(database_descriptors[rows], dtype=np.float32)
+        _release_pages(database_descriptors)
+        distances, local = faiss.knn(queries, block, min(k, len(block)))
+        found = np.where(local >= 0, rows[np.maximum(local, 0)], -1)
+        merged_d = np.concatenate([best_d, np.where(local >= 0, distances, np.inf)], axis=1)
+        merged_i = np.concatenate([best_i, found], axis=1)
+        # Stable: among equal distances the earlier row wins, as in faiss's flat search.
+        order = np.argsort(merged_d, axis=1, kind="stable")[:, :k]
+        best_d = np.take_along_axis(merged_d, order, axis=1).astype(np.float32)
+        best_i = np.take_along_axis(merged_i, order, axis=1)
+    return best_d, best_i
+
+
 def search_index(
     index: Any,
     query_descriptors: np.ndarray,
