@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import sqlite3
 import re
+import sqlite3
 from pathlib import Path
 
 import lightning
