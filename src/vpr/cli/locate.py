@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from vpr.cli.geo_prior import add_geo_prior_options, read_geo_prior
+
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -35,6 +37,7 @@ def add_parser(subparsers) -> None:
                         help="cpu, cuda... or auto (default: auto)")
     parser.add_argument("--nprobe", type=int, default=None,
                         help="ivf/ivfpq indexes: lists visited per query (default: as built)")
+    add_geo_prior_options(parser)
     parser.set_defaults(func=run)
 
 
@@ -74,9 +77,11 @@ def _format(result) -> str:
 def run(args: argparse.Namespace) -> int:
     from vpr.locate import LocationIndex, locate
 
+    prior = read_geo_prior(args)
     index = LocationIndex.load(args.index, nprobe=args.nprobe)
     results = locate(_photos(args.photos), index, top_k=args.top_k, radius_m=args.radius,
-                     ckpt_path=args.ckpt_path, batch_size=args.batch_size, device=args.device)
+                     ckpt_path=args.ckpt_path, batch_size=args.batch_size, device=args.device,
+                     prior=prior)
     if args.json:
         print(json.dumps([result.to_dict() for result in results], indent=2))
     else:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import logging
 
+from vpr.cli.serve_batching import add_batching_options, read_batching_options
+
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -36,6 +38,7 @@ def add_parser(subparsers) -> None:
                         choices=("debug", "info", "warning", "error"),
                         help="server log level; debug also logs each request (default: info)")
     add_limit_options(parser)
+    add_batching_options(parser)
     parser.set_defaults(func=run)
 
 
@@ -65,12 +68,21 @@ def run(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=getattr(logging, args.log_level.upper()),
                         format="%(levelname)s: %(message)s")
-    app = create_app(args.index, ckpt_path=args.ckpt_path, top_k=args.top_k,
-                     radius_m=args.radius, max_upload_mb=args.max_upload_mb,
-                     device=args.device, nprobe=args.nprobe, max_decodes=args.max_decodes,
-                     max_pixels=args.max_pixels, read_timeout=args.read_timeout)
+    batching = read_batching_options(args)
+    workers = batching.pop("workers")
+    options = dict(index_path=args.index, ckpt_path=args.ckpt_path, top_k=args.top_k,
+                   radius_m=args.radius, max_upload_mb=args.max_upload_mb,
+                   device=args.device, nprobe=args.nprobe, max_decodes=args.max_decodes,
+                   max_pixels=args.max_pixels, read_timeout=args.read_timeout, **batching)
     try:
-        serve(app, host=args.host, port=args.port, log_level=args.log_level)
+        if workers > 1:
+            from vpr.serve.workers import serve_workers
+
+            serve_workers(options, workers, host=args.host, port=args.port,
+                          log_level=args.log_level)
+            return 0
+        serve(create_app(**options), host=args.host, port=args.port,
+              log_level=args.log_level)
     except OSError as error:  # e.g. port already in use
         raise ValueError(f"cannot listen on {args.host}:{args.port}: {error}") from error
     return 0

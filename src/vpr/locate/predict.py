@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from vpr.locate.geo import GeoPriorError
 from vpr.locate.index import LocationIndex, resolve_device
 
 DEFAULT_TOP_K = 5
@@ -196,6 +197,51 @@ def _result(photo: str, index: LocationIndex, similarities: np.ndarray, items: n
     )
 
 
+@dataclass(frozen=True)
+class GeoPrior:
+    """Search only the images within ``radius_m`` metres of a GPS fix (its known error)."""
+
+    latitude: float
+    longitude: float
+    radius_m: float
+
+    def __str__(self) -> str:
+        return f"{self.radius_m:g} m of {self.latitude:.6f},{self.longitude:.6f}"
+
+
+def prior_ids(index: LocationIndex, prior: GeoPrior | None) -> np.ndarray | None:
+    """The items a prior allows (None: all).
+
+    Raises:
+        GeoPriorError: no indexed image lies within the radius.
+    """
+    if prior is None:
+        return None
+    ids = index.ids_near(prior.latitude, prior.longitude, prior.radius_m)
+    if len(ids) == 0:
+        without = index.store.count_without_latlon()
+        note = f" ({without} of its images have no latitude/longitude)" if without else ""
+        raise GeoPriorError(
+            f"--near: no image of index {index.path} lies within {prior}{note}; widen "
+            "--near_radius or drop --near")
+    return ids
+
+
+def locate_descriptors(
+    descriptors: np.ndarray,
+    photos: Sequence[str],
+    index: LocationIndex,
+    top_k: int = DEFAULT_TOP_K,
+    radius_m: float = DEFAULT_RADIUS_M,
+    prior: GeoPrior | None = None,
+) -> list[LocateResult]:
+    """The `locate` of photos already described (one descriptor row per photo)."""
+    ids = prior_ids(index, prior)
+    similarities, items = index.search(descriptors, top_k, ids=ids)
+    return [_result(str(photo), index, similarities[row], items[row], radius_m)
+            for row, photo in enumerate(photos)]
+
+
 def locate(
     photos: str | Path | Sequence[str | Path],
     index: LocationIndex | str | Path,
@@ -208,6 +254,7 @@ def locate(
     precision: str | None = "auto",
     progress: bool = False,
     model: Any = None,
+    prior: GeoPrior | None = None,
 ) -> list[LocateResult]:
     """Geolocates photos by retrieval in a location index.
 
@@ -221,9 +268,13 @@ def locate(
             settings, see `vpr.eval.extract.extract_descriptors`.
         model: the index's model when already loaded (e.g. by ``index.load_model()``),
             to skip reloading and re-hashing the checkpoint on repeated calls.
+        prior: search only the images near a GPS fix (exact search among them).
 
     Returns:
         One `LocateResult` per photo, in order.
+
+    Raises:
+        GeoPriorError: no indexed image lies within the prior's radius.
     """
     from vpr.eval.extract import ImageFolderDataset, extract_descriptors
 
@@ -235,6 +286,7 @@ def locate(
         raise ValueError(f"radius must be positive, got {radius_m}")
     if not isinstance(index, LocationIndex):
         index = LocationIndex.load(index)
+    prior_ids(index, prior)  # before describing anything
     paths = [Path(photo) for photo in photos]
     for path in paths:
         if not path.is_file():
@@ -247,6 +299,5 @@ def locate(
         num_workers=num_workers, device=device, precision=precision,
         progress=progress,
     )
-    similarities, items = index.search(descriptors, top_k)
-    return [_result(str(path), index, similarities[row], items[row], radius_m)
-            for row, path in enumerate(paths)]
+    return locate_descriptors(descriptors, [str(path) for path in paths], index, top_k,
+                              radius_m, prior)
