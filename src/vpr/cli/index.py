@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from vpr.cli.index_devices import add_index_devices_options, read_index_devices_options
+
 INDEX_TYPES = ("flat", "ivf", "hnsw", "ivfpq")
 
 
@@ -32,8 +34,9 @@ def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
         "index", help="build or grow a location index for `vpr locate`",
         description="A location index is a folder with the descriptors of geotagged "
-                    "(@-named) images, a faiss index of them, and meta.json (paths, "
-                    "coordinates, the checkpoint's path and sha256). Descriptors are computed "
+                    "(@-named) images, their paths, coordinates and the checkpoint's path and "
+                    "sha256 in SQLite, and a faiss index for approximate search. Descriptors "
+                    "are computed "
                     "once; `vpr locate` then only describes the photos to locate.",
     )
     actions = parser.add_subparsers(dest="index_command", metavar="ACTION")
@@ -58,11 +61,13 @@ def add_parser(subparsers) -> None:
                        help="reduce descriptors to this dimension by PCA first (default: off)")
     build.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     _add_extraction_options(build)
+    add_index_devices_options(build)
 
     add = actions.add_parser(
         "add", help="add images to an index without recomputing the existing ones",
         description="Describe the images under --images that the index lacks, with the "
-                    "index's own model, and add them (the folder is rewritten atomically). "
+                    "index's own model, and append them (the existing rows are not "
+                    "rewritten; the new version is published atomically). "
                     "A --ckpt_path other than the index's checkpoint is refused.")
     add.add_argument("--index", required=True, help="the index folder")
     add.add_argument("--images", required=True, help="folder of @-named images, or one image")
@@ -90,14 +95,17 @@ def run(args: argparse.Namespace) -> int:
             options["nlist"] = args.nlist
         if args.pca_dim:
             options["pca_dim"] = args.pca_dim
-        index = LocationIndex.build(
-            args.out, args.ckpt_path, args.database, index_type=args.index_type,
-            batch_size=args.batch_size, num_workers=args.num_workers, device=args.device,
-            precision=args.precision, overwrite=args.overwrite,
-            progress=not args.no_progress_bar, index_options=options,
-            lock_timeout=args.lock_timeout,
+        from vpr.locate.distributed import build_on_devices
+
+        index = build_on_devices(
+            args.out, args.ckpt_path, args.database, **read_index_devices_options(args),
+            index_type=args.index_type, batch_size=args.batch_size,
+            num_workers=args.num_workers, device=args.device, precision=args.precision,
+            overwrite=args.overwrite, progress=not args.no_progress_bar,
+            index_options=options, lock_timeout=args.lock_timeout,
         )
-        print(f"Built {index}")
+        if index is not None:  # rank 0 (the only process without --devices)
+            print(f"Built {index}")
         return 0
     index = LocationIndex.load(args.index)
     if command == "add":
