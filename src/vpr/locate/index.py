@@ -573,6 +573,35 @@ class LocationIndex:
             shutil.rmtree(stray, ignore_errors=True)
         logger.info("Saved index of %d images in %s", len(paths), out)
 
+    @classmethod
+    def create(cls, out: str | Path, model: dict[str, Any], dim: int,
+               lock_timeout: float | None = DEFAULT_LOCK_TIMEOUT) -> LocationIndex:
+        """An empty flat index of a model's descriptors, to fill with `add_rows`.
+
+        For rows made elsewhere (benchmarks, tests, descriptors computed by another
+        program): ``model`` is the identity `build` records (checkpoint, sha256, hparams,
+        image_size, descriptors_dim).
+
+        Raises:
+            LocationIndexError: ``out`` already holds something.
+        """
+        out = Path(out)
+        if out.exists() and any(entry.name != storage.LOCK_FILE for entry in out.iterdir()):
+            raise LocationIndexError(f"{out} already exists; choose a new folder")
+        out.mkdir(parents=True, exist_ok=True)
+        with _writer_lock(out, lock_timeout):
+            temporary = storage.new_version_folder(out)
+            store_name = _store_name(temporary)
+            try:
+                ImageStore.create(out / store_name, dim, {
+                    "vpr_version": vpr.__version__, "created": _now(), "model": model,
+                    "index": {"type": "flat", "options": {}, "metric": "l2"}}).close()
+                _write_version(temporary, store_name, 0, dim, _now(), [])
+                storage.publish(out, temporary)
+            finally:
+                shutil.rmtree(temporary, ignore_errors=True)
+        return cls.load(out)
+
     def add(
         self,
         images: str | Path | Sequence[str | Path],
