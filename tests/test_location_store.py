@@ -285,3 +285,19 @@ def test_parse_near():
     for bad in ("48.85", "north,2", "91,0", "0,181", "nan,0"):
         with pytest.raises(GeoPriorError, match="--near"):
             parse_near(bad)
+
+
+def test_vpr_locate_near_says_when_no_image_is_near(tmp_path, capsys):
+    from vpr.cli import main
+
+    folder = make_index(tmp_path / "index", [(48.0, 2.0), (48.001, 2.0)])
+    photo = tmp_path / "photo.jpg"
+    photo.write_bytes(b"not read: the prior is checked first")
+    code = main(["locate", str(photo), "--index", str(folder), "--near", "10,10",
+                 "--near_radius", "200"])
+    error = capsys.readouterr().err
+    assert code == 2
+    assert error.startswith("vpr: error: --near: no image of index") and "200 m of 10.000000" \
+        in error and "Traceback" not in error
+    assert main(["locate", str(photo), "--index", str(folder), "--near", "10"]) == 2
+    assert "expected LAT,LON" in capsys.readouterr().err
