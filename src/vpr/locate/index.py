@@ -58,7 +58,7 @@ from vpr.eval.search import (
     search_rows,
 )
 from vpr.locate import storage
-from vpr.locate.store import ImageStore
+from vpr.locate.store import Column, ImageStore
 from vpr.utils.locking import FileLock, LockTimeoutError
 
 logger = logging.getLogger(__name__)
@@ -402,7 +402,7 @@ class LocationIndex:
                 if storage.current_version(path) == data:
                     cls._migrate_locked(path, data)
                 return cls.load(path, nprobe=nprobe, efSearch=efSearch)
-        except (LockTimeoutError, PermissionError, OSError) as error:
+        except (LockTimeoutError, OSError) as error:  # busy, or a read-only folder
             if isinstance(error, FileNotFoundError):
                 raise
             logger.warning("%s: an index of format 1, opened as it is (not migrated: %s)",
@@ -746,8 +746,7 @@ class LocationIndex:
         return self.store_column("path")
 
     def store_column(self, name: str) -> Sequence[Any]:
-        from vpr.locate.store import Column
-
+        """One column of the store (`vpr.locate.store.COLUMNS`), read on access."""
         return Column(self.store, name)
 
     @property
