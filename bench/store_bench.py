@@ -50,7 +50,11 @@ started = time.perf_counter()
 similarities, items = index.search(query, 5)
 result = _result("query", index, similarities[0], items[0], 25.0)
 locate_s = time.perf_counter() - started
-out = {"load_s": load_s, "locate_s": locate_s, "images": len(index),
+started = time.perf_counter()
+similarities, items = index.search(query, 5)
+_result("query", index, similarities[0], items[0], 25.0)
+again_s = time.perf_counter() - started
+out = {"load_s": load_s, "locate_s": locate_s, "again_s": again_s, "images": len(index),
        "top": result.matches[0].path}
 if len(sys.argv) > 4:
     from vpr.locate.predict import GeoPrior, locate_descriptors
@@ -218,13 +222,15 @@ def main() -> None:
         old_s = build_format_1(old, store, args.dim)
         print(f"wrote the same rows as format 1 in {old_s:.1f} s")
         versions.append((f"format 1 ({args.before_src})", args.before_src, old))
-    print("\n| index | load s | locate s | locate --near 500 m s | images within 500 m |")
-    print("|---|---|---|---|---|")
+    print("\n| index | load s | first locate s | load + first locate s | next locate s | "
+          "locate --near 500 m s | images within 500 m |")
+    print("|---|---|---|---|---|---|---|")
     for name, src, folder in versions:
         near = f"{CENTRE[0]},{CENTRE[1]}" if src == SRC else None
         timing = run_json(OPEN_AND_LOCATE, str(src), str(folder), str(query),
                           *([near] if near else []))
         print(f"| {name} | {timing['load_s']:.3f} | {timing['locate_s']:.3f} | "
+              f"{timing['load_s'] + timing['locate_s']:.3f} | {timing['again_s']:.3f} | "
               f"{timing.get('locate_near_s', float('nan')):.3f} | "
               f"{timing.get('near_candidates', '-')} |", flush=True)
     print(f"\n`index add` of {args.add_rows} images to {args.rows:,}:")

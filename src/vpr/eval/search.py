@@ -420,7 +420,8 @@ def search_rows(
         else:
             rows = np.asarray(ids[start : start + chunk_rows], np.int64)
             block = np.ascontiguousarray(database_descriptors[rows], dtype=np.float32)
-        _release_pages(database_descriptors)
+        # Pages are kept mapped (unlike index building): the next search reads them again,
+        # and a file mapping's pages are shared with other processes through the page cache.
         distances, local = faiss.knn(queries, block, min(k, len(block)))
         found = np.where(local >= 0, rows[np.maximum(local, 0)], -1)
         merged_d = np.concatenate([best_d, np.where(local >= 0, distances, np.inf)], axis=1)
