@@ -2,8 +2,10 @@
 
 from vpr.data.geotag import GeoTagError
 from vpr.data.images import BadImageError
+from vpr.models.backbones import PretrainedWeightsError
 from vpr.training.checkpoints import CheckpointError
 from vpr.training.run import RunError
+from vpr.utils.disk import DiskError
 from vpr.utils.locking import LockTimeoutError
 
 USER_ERRORS: tuple[type[BaseException], ...] = (
@@ -11,6 +13,8 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
     BadImageError,
     CheckpointError,
     RunError,
+    DiskError,
+    PretrainedWeightsError,
     FileNotFoundError,
     NotADirectoryError,
     ValueError,

@@ -69,7 +69,19 @@ def check_against_manifest(manifest: Manifest, root: str | Path) -> DatasetCheck
         if not changed and recorded and recorded != check.file_list_sha256:
             check.problems.append(f"{root}: its files were renamed or replaced since the "
                                   "conversion (file list sha256 differs); convert again")
-    if manifest.needs_ground_truth_file and not (root / GROUND_TRUTH_FILE).is_file():
+    ground_truth_path = root / GROUND_TRUTH_FILE
+    if ground_truth_path.is_file():
+        # A window or list written for another protocol (e.g. nordland_2frames data checked
+        # as nordland) must not pass even when vpr_dataset.json is gone.
+        try:
+            written_for = json.loads(ground_truth_path.read_text()).get("protocol")
+        except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+            written_for = None
+            check.problems.append(f"{ground_truth_path}: not a valid ground truth file")
+        if written_for is not None and written_for != manifest.name:
+            check.problems.append(f"{ground_truth_path} holds the positives of "
+                                  f"{written_for!r}, not {manifest.name!r}")
+    if manifest.needs_ground_truth_file and not ground_truth_path.is_file():
         check.problems.append(f"{root}: no {GROUND_TRUTH_FILE}; {manifest.name} positives are "
                               f"{manifest.describe_positives()}, written by `vpr data convert "
                               f"{manifest.converter}`")

@@ -55,14 +55,11 @@ def add_parser(subparsers) -> None:
 
 
 def _print_protocols() -> None:
+    from vpr.benchmarks.listing import protocol_lines
     from vpr.benchmarks.manifest import list_manifests, load_manifest
 
     for name in list_manifests():
-        manifest = load_manifest(name)
-        counts = (f"{manifest.database_num} db / {manifest.queries_num} q"
-                  if manifest.database_num else manifest.reported_counts or "counts not pinned")
-        print(f"{name:16s} {manifest.title}; positives {manifest.describe_positives()}; "
-              f"{counts}; access: {manifest.access}")
+        print("\n".join(protocol_lines(load_manifest(name))))
 
 
 def run(args: argparse.Namespace) -> int:

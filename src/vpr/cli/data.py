@@ -172,7 +172,9 @@ def run_check(args: argparse.Namespace) -> int:
 
 def run_stats(args: argparse.Namespace) -> int:
     from vpr.data.stats import write_stats
+    from vpr.utils.disk import check_writable
 
+    check_writable(args.out, "--out")  # a read-only or full disk fails before the analysis
     files = write_stats(args.dir, args.out, kind=args.kind,
                         positive_dist_threshold=args.positive_dist_threshold,
                         place=args.place, sample_size=args.sample_size)

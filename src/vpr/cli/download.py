@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from vpr.cli.download_benchmark import add_benchmark_download_options, run_benchmark_downloads
+
 DATASET_NAMES = ("gsv_xs", "sf_xs", "tokyo_xs")
 
 
@@ -24,16 +26,6 @@ def _dataset_name(text: str) -> str:
     return text
 
 
-def explain_benchmark(name: str) -> str:
-    """Where to get a standard benchmark's raw data, and the command that converts it."""
-    from vpr.benchmarks.manifest import load_manifest
-
-    manifest = load_manifest(name)
-    how = ("needs a request form" if manifest.access == "request" else
-           "is not fetched automatically by this version")
-    return f"{name} {how}: {manifest.obtain}"
-
-
 def add_parser(subparsers) -> None:
     """Adds the `download` subcommand."""
     parser = subparsers.add_parser(
@@ -43,13 +35,18 @@ def add_parser(subparsers) -> None:
                     "access and `pip install gdown`), unpack them into OUT/<name>/ and check "
                     "their layout: gsv_xs/train, sf_xs/{val,test}/{database,queries}, "
                     "tokyo_xs/test/{database,queries}. A dataset already in place is skipped. "
-                    "Offline, pass an archive fetched elsewhere with --archive.",
+                    "Offline, pass an archive fetched elsewhere with --archive. A standard "
+                    "benchmark name (vpr benchmark --list) that is free over HTTP "
+                    "(nordland*, sped, amstertime, eynsham) is downloaded (resumable .part "
+                    "files), unpacked safely into OUT/<name>_raw/ and converted into "
+                    "OUT/<name>/; the others print where to get them and the convert command.",
     )
     parser.add_argument("datasets", nargs="*", type=_dataset_name, default=[],
                         metavar="DATASET",
                         help=f"which datasets: {', '.join(DATASET_NAMES)} (default: all three); "
-                             "a standard benchmark name (pitts30k_test, msls_val_740...) "
-                             "says where to get it and how to convert it")
+                             "a standard benchmark name downloads and converts it when it is "
+                             "free (nordland*, sped, amstertime, eynsham), else says where to "
+                             "get it and how to convert it")
     parser.add_argument("--out", type=Path, default=Path("data"), metavar="DIR",
                         help="folder that receives one sub-folder per dataset (default: data)")
     parser.add_argument("--archive", type=Path, default=None, metavar="ZIP",
@@ -57,6 +54,7 @@ def add_parser(subparsers) -> None:
                              "dataset)")
     parser.add_argument("--keep_archive", action="store_true",
                         help="keep the downloaded zip files after unpacking")
+    add_benchmark_download_options(parser)
     parser.set_defaults(func=run)
 
 
@@ -67,10 +65,8 @@ def run(args: argparse.Namespace) -> int:
     names = list(dict.fromkeys(args.datasets)) or list(DATASET_NAMES)
     benchmarks = [name for name in names if name not in DATASET_NAMES]
     if benchmarks:
-        # Standard benchmarks come from their authors; `vpr data convert` formats them.
-        for name in benchmarks:
-            print(f"vpr: error: {explain_benchmark(name)}", file=sys.stderr)
-        return 2
+        # Free benchmarks are fetched and converted; the others say where to ask.
+        return run_benchmark_downloads(benchmarks, args)
     if args.archive is not None and len(names) != 1:
         print("vpr: error: --archive needs exactly one dataset name, e.g. "
               "`vpr download tokyo_xs --archive tokyo_xs.zip`", file=sys.stderr)

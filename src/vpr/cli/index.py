@@ -5,6 +5,13 @@ from __future__ import annotations
 import argparse
 
 from vpr.cli.index_devices import add_index_devices_options, read_index_devices_options
+from vpr.cli.published import (
+    MOVED_WEIGHTS_HELP,
+    add_published_model_options,
+    image_size_of,
+    model_file_of_index,
+    published_choice,
+)
 
 INDEX_TYPES = ("flat", "ivf", "hnsw", "ivfpq")
 
@@ -46,7 +53,8 @@ def add_parser(subparsers) -> None:
         description="Describe every image under --database with the model of --ckpt_path "
                     "and save the index folder --out (written atomically; an existing one is "
                     "replaced only with --overwrite).")
-    build.add_argument("--ckpt_path", required=True, help="a .ckpt file of vpr train")
+    build.add_argument("--ckpt_path", default=None,
+                       help="a .ckpt file of vpr train (or give a published --model)")
     build.add_argument("--database", required=True,
                        help="folder of @-named images (searched recursively)")
     build.add_argument("--out", required=True, help="the index folder to create")
@@ -60,8 +68,12 @@ def add_parser(subparsers) -> None:
     build.add_argument("--pca_dim", type=int, default=None,
                        help="reduce descriptors to this dimension by PCA first (default: off)")
     build.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    build.add_argument("--image_size", type=int, nargs="+", default=None, metavar="PX",
+                       help="--model only: resize images to H [W] pixels (default: the "
+                            "model's own size)")
     _add_extraction_options(build)
     add_index_devices_options(build)
+    add_published_model_options(build)
 
     add = actions.add_parser(
         "add", help="add images to an index without recomputing the existing ones",
@@ -74,6 +86,7 @@ def add_parser(subparsers) -> None:
     add.add_argument("--ckpt_path", default=None,
                      help="the index's checkpoint, if it moved (checked by sha256)")
     _add_extraction_options(add)
+    add_published_model_options(add, weights_help=MOVED_WEIGHTS_HELP)
 
     info = actions.add_parser("info", help="summarise an index")
     info.add_argument("--index", required=True, help="the index folder")
@@ -82,6 +95,7 @@ def add_parser(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from vpr.locate.index import LocationIndex
+    from vpr.utils.disk import check_writable
     from vpr.utils.logs import setup_logging
 
     command = getattr(args, "index_command", None)
@@ -90,11 +104,15 @@ def run(args: argparse.Namespace) -> int:
         return 2
     setup_logging()
     if command == "build":
+        check_writable(args.out, "--out")  # a read-only or full disk fails before extraction
         options = {"nprobe": args.nprobe}
         if args.nlist:
             options["nlist"] = args.nlist
         if args.pca_dim:
             options["pca_dim"] = args.pca_dim
+        choice = published_choice(args)
+        if choice.weights and not choice.model:
+            raise ValueError("--weights needs --model NAME[:VARIANT] (the file's layout)")
         from vpr.locate.distributed import build_on_devices
 
         index = build_on_devices(
@@ -103,13 +121,15 @@ def run(args: argparse.Namespace) -> int:
             num_workers=args.num_workers, device=args.device, precision=args.precision,
             overwrite=args.overwrite, progress=not args.no_progress_bar,
             index_options=options, lock_timeout=args.lock_timeout,
+            model=choice.model, weights=choice.weights, image_size=image_size_of(args),
         )
         if index is not None:  # rank 0 (the only process without --devices)
             print(f"Built {index}")
         return 0
     index = LocationIndex.load(args.index)
     if command == "add":
-        added = index.add(args.images, ckpt_path=args.ckpt_path, batch_size=args.batch_size,
+        moved = model_file_of_index(index, args)
+        added = index.add(args.images, ckpt_path=moved, batch_size=args.batch_size,
                           num_workers=args.num_workers, device=args.device,
                           precision=args.precision, progress=not args.no_progress_bar,
                           lock_timeout=args.lock_timeout)
@@ -117,7 +137,11 @@ def run(args: argparse.Namespace) -> int:
         return 0
     model = index.meta["model"]
     print(index)
-    print(f"checkpoint: {model['checkpoint']} (sha256 {model['sha256'][:16]}...)")
+    if model.get("published_model"):
+        print(f"published model: {model['published_model']}, weights {model['weights']} "
+              f"(from {model['weights_source']}, sha256 {model['sha256'][:16]}...)")
+    else:
+        print(f"checkpoint: {model['checkpoint']} (sha256 {model['sha256'][:16]}...)")
     print(f"model: {model['hparams'].get('backbone')} + {model['hparams'].get('agg_arch')}, "
           f"{model['descriptors_dim']}-D, image size {model['image_size'] or 'native'}")
     print(f"built with vpr {index.meta['vpr_version']} on {index.meta['created']}, "

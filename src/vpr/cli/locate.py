@@ -7,6 +7,11 @@ import json
 from pathlib import Path
 
 from vpr.cli.geo_prior import add_geo_prior_options, read_geo_prior
+from vpr.cli.published import (
+    MOVED_WEIGHTS_HELP,
+    add_published_model_options,
+    model_file_of_index,
+)
 
 
 def add_parser(subparsers) -> None:
@@ -31,6 +36,7 @@ def add_parser(subparsers) -> None:
                         help="write an image: each photo beside its matches")
     parser.add_argument("--ckpt_path", default=None,
                         help="the index's checkpoint, if it moved (checked by sha256)")
+    add_published_model_options(parser, weights_help=MOVED_WEIGHTS_HELP)
     parser.add_argument("--batch_size", type=int, default=32,
                         help="photos per forward pass (default: 32)")
     parser.add_argument("--device", default="auto",
@@ -76,12 +82,16 @@ def _format(result) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from vpr.locate import LocationIndex, locate
+    from vpr.utils.disk import check_writable
 
+    for flag, path in (("--map", args.map), ("--grid", args.grid)):
+        if path is not None:  # a read-only or full disk fails before the search
+            check_writable(Path(path).parent, f"folder of {flag}")
     prior = read_geo_prior(args)
     index = LocationIndex.load(args.index, nprobe=args.nprobe)
     results = locate(_photos(args.photos), index, top_k=args.top_k, radius_m=args.radius,
-                     ckpt_path=args.ckpt_path, batch_size=args.batch_size, device=args.device,
-                     prior=prior)
+                     ckpt_path=model_file_of_index(index, args), batch_size=args.batch_size,
+                     device=args.device, prior=prior)
     if args.json:
         print(json.dumps([result.to_dict() for result in results], indent=2))
     else:

@@ -5,6 +5,11 @@ from __future__ import annotations
 import argparse
 import logging
 
+from vpr.cli.published import (
+    MOVED_WEIGHTS_HELP,
+    add_published_model_options,
+    model_file_of_index,
+)
 from vpr.cli.serve_batching import add_batching_options, read_batching_options
 
 
@@ -30,6 +35,7 @@ def add_parser(subparsers) -> None:
                         help="matches within this many metres form a cluster (default: 25)")
     parser.add_argument("--ckpt_path", default=None,
                         help="the index's checkpoint, if it moved (checked by sha256)")
+    add_published_model_options(parser, weights_help=MOVED_WEIGHTS_HELP)
     parser.add_argument("--device", default="auto",
                         help="cpu, cuda... or auto (default: auto)")
     parser.add_argument("--nprobe", type=int, default=None,
@@ -68,9 +74,12 @@ def run(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=getattr(logging, args.log_level.upper()),
                         format="%(levelname)s: %(message)s")
+    from vpr.locate import LocationIndex
+
     batching = read_batching_options(args)
     workers = batching.pop("workers")
-    options = dict(index_path=args.index, ckpt_path=args.ckpt_path, top_k=args.top_k,
+    moved = model_file_of_index(LocationIndex.load(args.index), args)
+    options = dict(index_path=args.index, ckpt_path=moved, top_k=args.top_k,
                    radius_m=args.radius, max_upload_mb=args.max_upload_mb,
                    device=args.device, nprobe=args.nprobe, max_decodes=args.max_decodes,
                    max_pixels=args.max_pixels, read_timeout=args.read_timeout, **batching)

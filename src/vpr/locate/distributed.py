@@ -28,7 +28,7 @@ from vpr.locate.index import (
     LocationIndexError,
     _extract,
     _image_paths,
-    load_model,
+    load_any_model,
     storage,
 )
 
@@ -82,7 +82,7 @@ def describe_on_ranks(fabric: Any, module: Any, paths: Sequence[Path], meta: dic
 
 def build_on_devices(
     out: str | Path,
-    ckpt_path: str | Path,
+    ckpt_path: str | Path | None,
     database: str | Path | Sequence[str | Path],
     devices: int,
     num_nodes: int = 1,
@@ -95,6 +95,9 @@ def build_on_devices(
     progress: bool = False,
     index_options: dict[str, Any] | None = None,
     lock_timeout: float | None = DEFAULT_LOCK_TIMEOUT,
+    model: str | None = None,
+    weights: str | Path | None = None,
+    image_size: tuple[int, int] | None = None,
 ) -> LocationIndex | None:
     """`LocationIndex.build` with the descriptors computed by ``devices x num_nodes`` ranks.
 
@@ -102,7 +105,8 @@ def build_on_devices(
         devices: processes per machine (GPUs, or CPU processes).
         num_nodes: machines.
         device: ``cpu``, ``cuda`` or ``auto``: the kind of device each rank uses.
-        other arguments: as in `LocationIndex.build`.
+        other arguments: as in `LocationIndex.build` (a checkpoint, or a published
+            ``model`` with its ``weights``).
 
     Returns:
         The index on rank 0; None on the other ranks.
@@ -112,7 +116,8 @@ def build_on_devices(
                          f"{num_nodes}")
     options = dict(index_type=index_type, batch_size=batch_size, num_workers=num_workers,
                    device=device, precision=precision, overwrite=overwrite, progress=progress,
-                   index_options=index_options, lock_timeout=lock_timeout)
+                   index_options=index_options, lock_timeout=lock_timeout, model=model,
+                   weights=weights, image_size=image_size)
     if devices * num_nodes == 1:
         return LocationIndex.build(out, ckpt_path, database, **options)
     # Checked on every rank before any waits for another: an error stops all of them.
@@ -132,7 +137,9 @@ def build_on_devices(
         index = LocationIndex.build(out, ckpt_path, database, describe=describe, **options)
         fabric.barrier()
         return index
-    module, hparams = load_model(ckpt_path)
+    published = None if model is None else {"model": model, "weights": weights,
+                                            "image_size": image_size}
+    module, hparams, _, _ = load_any_model(Path(ckpt_path) if ckpt_path else None, published)
     size = hparams.get("image_size")
     meta = {"model": {"image_size": list(size) if size else None}}
     describe(module, _image_paths(database), meta, None)

@@ -18,9 +18,10 @@ number of images; rows are read by id when a search returns them. ``index add`` 
 the new descriptors and rows to the store in one transaction and publishes a new version
 counting them; nothing else is rewritten (but the faiss file of an approximate index).
 
-The model is not copied: the store records the checkpoint's path and sha256, and the
-model is reloaded from there (and checked against the hash) to describe new photos, so that
-a query is never compared with descriptors of another model.
+The model is not copied: the store records the checkpoint's path and sha256 (or, for a
+published model, its name and its weights file's path, source and sha256), and the model is
+reloaded from there (and checked against the hash) to describe new photos, so that a query
+is never compared with descriptors of another model.
 
 Writes are atomic and exclusive: a writer holds ``.lock`` (a second one waits, up to
 ``lock_timeout`` seconds), writes a new version, and switches ``CURRENT`` to it in one
@@ -152,12 +153,54 @@ def load_model(ckpt_path: str | Path):
     Returns:
         ``(module, hparams)``.
     """
-    from vpr.data.batch_augment import InputTransform
     from vpr.training.checkpoints import load_module
 
     module = load_module(ckpt_path, pretrained="none")
-    module.configure_input(InputTransform(channels_last=True))
+    return _ready(module)
+
+
+def load_published_model(model: str, weights: str | Path | None,
+                         image_size: tuple[int, int] | None = None):
+    """Builds a published model (``NAME[:VARIANT]``) with its weights, on the CPU.
+
+    Returns:
+        ``(module, hparams, weights_path)``: the path the weights were read from.
+    """
+    from vpr.training.published import published_module
+
+    module, path = published_module(model, weights, image_size)
+    return (*_ready(module), path)
+
+
+def load_any_model(ckpt_path: Path | None, published: dict[str, Any] | None):
+    """The model a build describes images with: a checkpoint, or a published model.
+
+    Returns:
+        ``(module, hparams, weights record or None, what it is, for messages)``.
+    """
+    if published is None:
+        module, hparams = load_model(ckpt_path)
+        return module, hparams, None, str(ckpt_path)
+    from vpr.models.pretrained import get_published_model
+
+    module, hparams, weights_path = load_published_model(
+        published["model"], published["weights"], published["image_size"])
+    # Recorded as given (an hf: source re-resolves), else the registered source.
+    given = published["weights"]
+    record = (str(given) if given else get_published_model(published["model"]).weights,
+              weights_path)
+    return module, hparams, record, f"{hparams['published_model']} ({weights_path})"
+
+
+def _ready(module: Any):
+    """The module in eval mode, reading uint8 images with its model's normalisation."""
+    from vpr.data.batch_augment import InputTransform
+    from vpr.training.published import normalization_of
+
     hparams = dict(module.hparams)
+    normalization = normalization_of(hparams)
+    mean_std = {} if normalization is None else dict(zip(("mean", "std"), normalization))
+    module.configure_input(InputTransform(channels_last=True, **mean_std))
     module.eval()
     return module, hparams
 
@@ -166,16 +209,22 @@ def _jsonable(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
 
 
-def _model_identity(ckpt_path: Path, hparams: dict[str, Any], descriptors_dim: int
-                    ) -> dict[str, Any]:
+def _model_identity(ckpt_path: Path | None, hparams: dict[str, Any], descriptors_dim: int,
+                    weights: tuple[str, Path] | None = None) -> dict[str, Any]:
+    """What rebuilds the model: a checkpoint, or a published model and its weights file."""
     size = hparams.get("image_size")
-    return {
-        "checkpoint": str(ckpt_path.resolve()),
-        "sha256": sha256_of(ckpt_path),
+    identity: dict[str, Any] = {
+        "checkpoint": str(ckpt_path.resolve()) if ckpt_path else None,
+        "sha256": sha256_of(ckpt_path if ckpt_path else weights[1]),
         "hparams": _jsonable(hparams),
         "image_size": list(size) if size else None,
         "descriptors_dim": int(descriptors_dim),
     }
+    if weights is not None:
+        source, path = weights
+        identity.update(published_model=hparams["published_model"],
+                        weights=str(Path(path).resolve()), weights_source=source)
+    return identity
 
 
 def _reader(meta: dict[str, Any], device: str | None = None):
@@ -453,7 +502,7 @@ class LocationIndex:
     def build(
         cls,
         out: str | Path,
-        ckpt_path: str | Path,
+        ckpt_path: str | Path | None,
         database: str | Path | Sequence[str | Path],
         index_type: str = "flat",
         batch_size: int = 32,
@@ -465,12 +514,16 @@ class LocationIndex:
         index_options: dict[str, Any] | None = None,
         lock_timeout: float | None = DEFAULT_LOCK_TIMEOUT,
         describe: Any = None,
+        *,
+        model: str | None = None,
+        weights: str | Path | None = None,
+        image_size: tuple[int, int] | None = None,
     ) -> LocationIndex:
         """Describes every database image once and saves the index folder ``out``.
 
         Args:
             out: the index folder to create.
-            ckpt_path: a checkpoint of `vpr train`.
+            ckpt_path: a checkpoint of `vpr train`, or None with ``model``.
             database: a folder of @-named images (searched recursively) or a list of them.
             index_type: flat (exact), ivf, hnsw or ivfpq; see `vpr.eval.search.build_index`.
             batch_size: images per forward pass.
@@ -486,10 +539,14 @@ class LocationIndex:
             describe: how to compute the descriptors, ``describe(module, paths, meta,
                 out_path) -> (N, D) array`` (default: one process on ``device``); e.g.
                 several processes, `vpr.locate.distributed`.
+            model: a published model ``NAME[:VARIANT]`` instead of a checkpoint.
+            weights: its weights (a file or ``hf:ORG/REPO[/FILE]``; default: its registered
+                source).
+            image_size: the published model's input size, overriding its own.
 
         Raises:
             LocationIndexError: ``out`` exists and ``overwrite`` is False, or is a folder
-                that is not an index.
+                that is not an index, or not exactly one of ``ckpt_path`` and ``model``.
             LockTimeoutError: another process kept writing ``out`` for ``lock_timeout`` s.
         """
         out = Path(out)
@@ -500,6 +557,11 @@ class LocationIndex:
         # Fail before the long extraction, not after it.
         if storage.is_index(out) and not overwrite:
             raise LocationIndexError(f"{out} already exists; pass --overwrite to replace it")
+        if (ckpt_path is None) == (model is None):
+            raise LocationIndexError("give a checkpoint (--ckpt_path) or a published model "
+                                     "(--model), not both")
+        published = None if model is None else {"model": model, "weights": weights,
+                                                 "image_size": image_size}
         storage.restore_legacy_rename(out)
         if out.exists() and not out.is_dir():
             raise LocationIndexError(f"--out {out} is a file, not an index folder")
@@ -520,8 +582,8 @@ class LocationIndex:
                 if storage.is_index(out) and not overwrite:
                     raise LocationIndexError(
                         f"{out} already exists; pass --overwrite to replace it")
-                cls._build_locked(out, Path(ckpt_path), database, index_type, describe,
-                                  index_options)
+                cls._build_locked(out, Path(ckpt_path) if ckpt_path else None, database,
+                                  index_type, describe, index_options, published)
         except BaseException:
             if created and not storage.is_index(out):
                 shutil.rmtree(out, ignore_errors=True)
@@ -529,25 +591,27 @@ class LocationIndex:
         return cls.load(out)
 
     @classmethod
-    def _build_locked(cls, out: Path, ckpt_path: Path,
+    def _build_locked(cls, out: Path, ckpt_path: Path | None,
                       database: str | Path | Sequence[str | Path], index_type: str,
-                      describe: Any, index_options: dict[str, Any] | None) -> None:
-        module, hparams = load_model(ckpt_path)
+                      describe: Any, index_options: dict[str, Any] | None,
+                      published: dict[str, Any] | None = None) -> None:
+        module, hparams, weights_record, source = load_any_model(ckpt_path, published)
         paths = _image_paths(database)
         records = image_records(paths)
         options = _jsonable(dict(index_options or {}))
         meta: dict[str, Any] = {
             "vpr_version": vpr.__version__,
             "created": _now(),
-            "model": _model_identity(ckpt_path, hparams, module.model.descriptors_dim),
+            "model": _model_identity(ckpt_path, hparams, module.model.descriptors_dim,
+                                     weights_record),
             "index": {"type": index_type, "options": options},
         }
         sources = [str(Path(database).resolve())] if isinstance(database, (str, Path)) else []
         temporary = storage.new_version_folder(out)
         store_name = _store_name(temporary)
-        published = False
+        done = False
         try:
-            logger.info("Describing %d images with %s", len(paths), ckpt_path)
+            logger.info("Describing %d images with %s", len(paths), source)
             descriptors = describe(module, paths, meta, temporary / "new.npy")
             if _needs_faiss(index_type, options):
                 index = build_index(descriptors, kind=index_type, **dict(index_options or {}))
@@ -564,10 +628,10 @@ class LocationIndex:
             (temporary / "new.npy").unlink(missing_ok=True)
             _write_version(temporary, store_name, len(paths), dim, _now(), sources)
             storage.publish(out, temporary)
-            published = True
+            done = True
         finally:
             shutil.rmtree(temporary, ignore_errors=True)
-            if not published:
+            if not done:
                 shutil.rmtree(out / store_name, ignore_errors=True)
         for stray in _stray_stores(out):  # the replaced index's store (with --overwrite)
             shutil.rmtree(stray, ignore_errors=True)
@@ -705,12 +769,15 @@ class LocationIndex:
         """The model that made this index's descriptors, checked by sha256.
 
         Args:
-            ckpt_path: where the checkpoint is now (default: the path recorded at build).
+            ckpt_path: where the model's file is now, if it moved: the checkpoint, or the
+                weights file of a published model (default: the path recorded at build).
 
         Raises:
-            LocationIndexError: the file is not the checkpoint the index was built with.
+            LocationIndexError: the file is not the one the index was built with.
         """
         recorded = self.meta["model"]
+        if recorded.get("published_model"):
+            return self._load_published(ckpt_path)
         path = Path(ckpt_path or recorded["checkpoint"])
         if not path.is_file():
             raise LocationIndexError(
@@ -724,6 +791,29 @@ class LocationIndex:
                 "descriptors would not be comparable; build a new index for this checkpoint"
             )
         module, _ = load_model(path)
+        return module
+
+    def _load_published(self, weights: str | Path | None):
+        """The published model of this index, from its weights file (moved: `weights`)."""
+        from vpr.models.pretrained.hub import resolve_weights
+
+        recorded = self.meta["model"]
+        source = weights or (recorded["weights"] if Path(recorded["weights"]).is_file()
+                             else recorded.get("weights_source") or recorded["weights"])
+        try:
+            path = resolve_weights(source)
+        except FileNotFoundError:
+            raise LocationIndexError(
+                f"{source}: the weights of index {self.path} ({recorded['published_model']}) "
+                "are not there; pass --weights with their current location") from None
+        if sha256_of(path) != recorded["sha256"]:
+            raise LocationIndexError(
+                f"{path} is not the weights file index {self.path} was built with "
+                f"({recorded['weights']}, sha256 {recorded['sha256'][:12]}...): its "
+                "descriptors would not be comparable; build a new index for these weights")
+        size = recorded.get("image_size")
+        module, _, _ = load_published_model(recorded["published_model"], path,
+                                            tuple(size) if size else None)
         return module
 
     # ---- contents

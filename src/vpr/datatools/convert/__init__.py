@@ -13,11 +13,15 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
+from vpr.datatools.convert.eynsham import eynsham_plan
 from vpr.datatools.convert.msls import msls_val_740_plan, msls_val_full_plan
+from vpr.datatools.convert.nordland import PROTOCOLS as NORDLAND_PROTOCOLS
 from vpr.datatools.convert.nordland import nordland_plan
+from vpr.datatools.convert.pairs import pairs_plan
 from vpr.datatools.convert.pittsburgh import pittsburgh_plan
 from vpr.datatools.convert.plan import ConversionPlan, ConvertError, Item
 from vpr.datatools.convert.prepared import prepared_plan
+from vpr.datatools.convert.published_lists import published_list_plan
 from vpr.datatools.convert.tokyo247 import tokyo247_plan
 from vpr.datatools.convert.writer import ConvertReport, write_plan
 
@@ -71,16 +75,34 @@ register_converter("msls_val_740", msls_val_740_plan,
                    "MSLS: train_val/{cph,sf}/{database,query}/ and msls_val_*.npy lists")
 register_converter("msls_val_full", msls_val_full_plan,
                    "MSLS: train_val/{cph,sf}/{database,query}/ with raw.csv, images/")
-register_converter("nordland", nordland_plan,
-                   "Nordland: summer/, winter/, cleanImageNames.txt")
-for _name in ("st_lucia", "amstertime", "eynsham", "sped", "sf_xl_test_v1", "sf_xl_test_v2"):
-    register_converter(_name, partial(prepared_plan, protocol=_name),
-                       "an @-format test set: images/test/{database,queries}/")
+for _name, _setting in NORDLAND_PROTOCOLS.items():
+    register_converter(_name, partial(nordland_plan, protocol=_name),
+                       "Nordland (Patch-NetVLAD split): summer/, winter/, cleanImageNames.txt")
+register_converter("nordland_vprbench",
+                   partial(published_list_plan, protocol="nordland_vprbench", stem="Nordland"),
+                   "VPR-Bench Nordland: ref/, query/ and Nordland_{dbImages,qImages,gt}.npy")
+register_converter("sped_vprbench",
+                   partial(published_list_plan, protocol="sped_vprbench", stem="SPED"),
+                   "VPR-Bench SPED: ref/, query/ and SPED_{dbImages,qImages,gt}.npy")
+register_converter("sped", partial(pairs_plan, protocol="sped"),
+                   "SPED: SPEDTEST/ref/ and SPEDTEST/query/ (or the @-format images/test/)")
+register_converter("amstertime", partial(pairs_plan, protocol="amstertime"),
+                   "AmsterTime: new/ and old/ (or the @-format images/test/)")
+register_converter("st_lucia", partial(prepared_plan, protocol="st_lucia"),
+                   "an @-format test set: images/test/{database or gallery,queries}/")
+register_converter("eynsham", eynsham_plan,
+                   "Eynsham: Eynsham/Images/*.ppm and Eynsham/Route_map/Eynsham.kml (or the "
+                   "@-format images/test/)")
+for _name, _queries in (("sf_xl_test_v1", "queries_v1"), ("sf_xl_test_v2", "queries_v2"),
+                        ("sf_xl_test_night", "queries_night"),
+                        ("sf_xl_test_occlusion", "queries_occlusion")):
+    register_converter(_name, partial(prepared_plan, protocol=_name, queries_folder=_queries),
+                       f"SF-XL (@-format): processed/test/database/ and {_queries}/")
 for _condition in ("night", "overcast", "rain", "snow", "sun"):
     register_converter(f"svox_{_condition}",
                        partial(prepared_plan, protocol=f"svox_{_condition}",
                                queries_folder=f"queries_{_condition}"),
-                       f"SVOX (@-format): images/test/database/ and queries_{_condition}/")
+                       f"SVOX (@-format): images/test/gallery/ and queries_{_condition}/")
 
 __all__ = ["CONVERTERS", "ConversionPlan", "ConvertError", "ConvertReport", "Converter", "Item",
            "convert_dataset", "get_converter", "register_converter", "write_plan"]

@@ -1,11 +1,15 @@
 """Reading the ``dbStruct`` ``.mat`` files of NetVLAD (Pittsburgh 30k/250k, Tokyo 24/7).
 
-Relja Arandjelovic's NetVLAD code stores each split as a MATLAB struct ``dbStruct`` with the
-fields ``whichSet``, the database paths (``dbImageFns`` in NetVLAD's MATLAB ``dbBase``;
-Python loaders call it ``dbImage``), ``utmDb`` (2 x N UTM east/north), the query paths
-(``qImageFns`` / ``qImage``), ``utmQ`` (2 x Q), ``numImages``, ``numQueries``,
-``posDistThr`` (25 m), ``posDistSqThr`` and ``nonTrivPosDistSqThr``. Fields are read by
-name (either spelling), not by position.
+Relja Arandjelovic's NetVLAD code saves each split as a MATLAB struct ``dbStruct`` whose
+fields are ``whichSet``, ``dbImageFns`` (a cell of database paths), ``utmDb`` (2 x N UTM
+east/north), ``qImageFns``, ``utmQ`` (2 x Q), ``numImages``, ``numQueries``, ``posDistThr``
+(25 m), ``posDistSqThr`` and ``nonTrivPosDistSqThr``; the Tokyo files add ``dbTimeStamp``
+after ``utmDb`` and ``qTimeStamp`` after ``utmQ``. ``scipy.io.loadmat`` gives a (1, 1)
+structured array; each cell entry is a 1-element string array.
+
+Python loaders read the fields by position (Nanne/pytorch-NetVlad ``pittsburgh.py``: 1, 2,
+3, 4; its ``tokyo247.py``: 1, 2, 4, 5 because of the time stamps, and names them ``dbImage``
+and ``qImage``). Reading by name works for both layouts; both spellings are accepted.
 """
 
 from __future__ import annotations
@@ -57,8 +61,13 @@ def _scalar(value: object) -> float | None:
     return float(array[0]) if array.size else None
 
 
-def read_db_struct(path: str | Path) -> DbStruct:
+def read_db_struct(path: str | Path, queries_required: bool = True) -> DbStruct:
     """Reads a NetVLAD ``dbStruct`` ``.mat`` file.
+
+    Args:
+        path: the ``.mat`` file.
+        queries_required: whether a struct without query fields is an error (else the
+            query lists come back empty).
 
     Raises:
         ConvertError: the file is missing, not a MATLAB file, or lacks a needed field.
@@ -83,20 +92,24 @@ def read_db_struct(path: str | Path) -> DbStruct:
     names = struct.dtype.names or ()
     found = {field: next((name for name in spellings if name in names), None)
              for field, spellings in FIELD_SPELLINGS.items()}
-    missing = [" or ".join(FIELD_SPELLINGS[field]) for field, name in found.items() if not name]
+    optional = () if queries_required else ("qImage", "utmQ")
+    missing = [" or ".join(FIELD_SPELLINGS[field]) for field, name in found.items()
+               if not name and field not in optional]
     if missing:
         raise ConvertError(
             f"{path}: dbStruct lacks {', '.join(missing)}; it has {', '.join(names)} "
             "(expected the NetVLAD layout)"
         )
     database = _strings(struct[found["dbImage"]])
-    queries = _strings(struct[found["qImage"]])
+    has_queries = bool(found["qImage"] and found["utmQ"])
+    queries = _strings(struct[found["qImage"]]) if has_queries else []
     which = _strings(struct["whichSet"])[0] if "whichSet" in names else ""
     return DbStruct(
         which_set=which,
         database_images=database,
         database_utm=_utm(struct["utmDb"], len(database), "utmDb", path),
         query_images=queries,
-        query_utm=_utm(struct["utmQ"], len(queries), "utmQ", path),
+        query_utm=(_utm(struct["utmQ"], len(queries), "utmQ", path) if queries
+                   else np.zeros((0, 2))),
         pos_dist_thr=_scalar(struct["posDistThr"]) if "posDistThr" in names else None,
     )

@@ -14,10 +14,15 @@ class ConvertError(ValueError):
 
 @dataclass(frozen=True)
 class Item:
-    """One image to place: its raw file and the geotag its @-name will carry."""
+    """One image to place: its raw file and the geotag its @-name will carry.
+
+    ``re_encode_as`` (e.g. ".png") asks for a re-encoded copy instead of a link, for raw
+    formats the readers do not open (Eynsham's .ppm).
+    """
 
     source: Path
     tag: GeoTag
+    re_encode_as: str | None = None
 
 
 @dataclass

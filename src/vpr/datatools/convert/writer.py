@@ -67,7 +67,8 @@ def file_list_sha256(database_names: list[str], query_names: list[str]) -> str:
 
 
 def _names(items: list[Item], part: str) -> list[str]:
-    names = [format_filename(item.tag, item.source.suffix.lower() or ".jpg") for item in items]
+    names = [format_filename(item.tag, item.re_encode_as or item.source.suffix.lower() or ".jpg")
+             for item in items]
     seen: dict[str, int] = {}
     for index, name in enumerate(names):
         if name in seen:
@@ -89,6 +90,17 @@ def _same_file(source: Path, destination: Path) -> bool:
         return False
     # A copy (--copy): the same size is the check affordable on 100k images.
     return destination.stat().st_size == source.stat().st_size
+
+
+def _re_encode(source: Path, destination: Path) -> str:
+    """Writes ``source`` in the format of ``destination``'s suffix, atomically."""
+    from PIL import Image
+
+    temporary = destination.with_name(f".{destination.name}.tmp")
+    with Image.open(source) as image:
+        image.save(temporary, format=Image.registered_extensions()[destination.suffix])
+    os.replace(temporary, destination)
+    return "re-encoded"
 
 
 def _place(source: Path, destination: Path, copy: bool) -> str:
@@ -136,6 +148,15 @@ def write_plan(plan: ConversionPlan, out: str | Path, copy: bool = False,
                            queries_num=len(plan.queries), notes=list(plan.notes))
     for item, destination in tqdm(work, desc=f"Converting {plan.protocol}", unit="image",
                                   disable=not progress):
+        if item.re_encode_as and destination.exists():
+            # Written atomically: a file in place is a complete re-encoding.
+            report.already_there += 1
+            continue
+        if item.re_encode_as:
+            how = _re_encode(item.source, destination)
+            report.linked_by[how] = report.linked_by.get(how, 0) + 1
+            report.created += 1
+            continue
         if destination.exists() or destination.is_symlink():
             if not _same_file(item.source, destination):
                 raise ConvertError(
