@@ -301,3 +301,19 @@ def test_vpr_locate_near_says_when_no_image_is_near(tmp_path, capsys):
         in error and "Traceback" not in error
     assert main(["locate", str(photo), "--index", str(folder), "--near", "10"]) == 2
     assert "expected LAT,LON" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("queries", [1, 30])
+def test_chunked_exact_search_equals_faiss_flat_search(queries):
+    from vpr.eval.search import ExactIndex, search
+
+    rng = np.random.default_rng(queries)
+    database = rng.normal(size=(1000, DIM)).astype(np.float32)
+    database[500] = database[20]  # a tie: the earlier row first, as faiss does
+    asked = rng.normal(size=(queries, DIM)).astype(np.float32)
+    asked[0] = database[20] + 0.01
+    expected_d, expected_i = search(database, asked, 7)
+    found_d, found_i = ExactIndex(database, chunk_rows=128).search(asked, 7)
+    assert found_i.tolist() == expected_i.tolist()
+    np.testing.assert_allclose(found_d, expected_d, rtol=1e-4, atol=1e-4)
+    assert found_i[0, :2].tolist() == [20, 500]
