@@ -58,6 +58,8 @@ def _photos(items: list[str]) -> list[Path]:
 
 
 def _format(result) -> str:
+    from vpr.locate.geodesy import format_distance
+
     def latlon(latitude, longitude) -> str:
         return "?, ?" if latitude is None else f"{latitude:.6f}, {longitude:.6f}"
 
@@ -72,8 +74,7 @@ def _format(result) -> str:
                  f"{len(result.matches)} matches within {result.radius_m:g} m)")
     lines.append(f"  {'#':>3} {'similarity':>10} {'to pred.':>9}  {'lat, lon':<23} image")
     for match in result.matches:
-        distance = ("?" if match.distance_to_prediction_m is None
-                    else f"{match.distance_to_prediction_m:.0f} m")
+        distance = format_distance(match.distance_to_prediction_m)
         marker = "*" if match.in_cluster else " "
         lines.append(f"  {match.rank:>3} {match.similarity:>10.3f} {distance:>9}{marker} "
                      f"{latlon(match.latitude, match.longitude):<23} {match.path}")

@@ -37,6 +37,9 @@ logger = logging.getLogger(__name__)
 
 THUMBNAIL_SIZE = 256
 THUMBNAILS_CACHED = 512
+# The larger view of a match, beside the photo (page: click on a match); fewer are cached.
+ENLARGED_SIZE = 1024
+ENLARGED_CACHED = 32
 
 
 class ThumbnailError(LookupError):
@@ -67,6 +70,8 @@ class Locator:
         self.model = self.index.load_model(ckpt_path)
         self._lock = threading.Lock()
         self._workdir = tempfile.TemporaryDirectory(prefix="vpr-serve-")
+        self.enlarged = functools.lru_cache(maxsize=ENLARGED_CACHED)(
+            functools.partial(self._thumbnail, size=ENLARGED_SIZE))
         self.thumbnail = functools.lru_cache(maxsize=THUMBNAILS_CACHED)(self._thumbnail)
         self.batcher = Batcher(self._locate_batch, max_batch, batch_window_ms / 1e3) \
             if max_batch > 1 else None
@@ -144,8 +149,8 @@ class Locator:
             output.append(payload)
         return output
 
-    def _thumbnail(self, item: int) -> bytes:
-        """A JPEG of at most THUMBNAIL_SIZE pixels a side of indexed image ``item``.
+    def _thumbnail(self, item: int, size: int = THUMBNAIL_SIZE) -> bytes:
+        """A JPEG of at most ``size`` pixels a side of indexed image ``item``.
 
         Raises:
             ThumbnailError: ``item`` is not an index item, or its image cannot be read.
@@ -159,7 +164,7 @@ class Locator:
         except BadImageError as error:
             logger.warning("thumbnail %d: %s", item, error)
             raise ThumbnailError(f"image {item} is not available") from error
-        image.thumbnail((THUMBNAIL_SIZE, THUMBNAIL_SIZE), Image.Resampling.LANCZOS)
+        image.thumbnail((size, size), Image.Resampling.LANCZOS)
         buffer = io.BytesIO()
         image.save(buffer, format="JPEG", quality=85)
         return buffer.getvalue()
