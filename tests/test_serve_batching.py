@@ -146,3 +146,57 @@ def test_alone_a_request_waits_at_most_the_window(served_world):
     assert time.monotonic() - started < 10 and result[0]["photo"] == "alone.png"
     assert locator.batcher.batch_sizes == [1]
     locator.close()
+
+
+def _children(pid: int) -> list[int]:
+    """Pids whose parent is ``pid`` (from /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.slow  # three processes that import torch: ~40 s on 2 cores
+def test_workers_share_the_port_and_answer(served_world):
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    src = str(Path(__file__).resolve().parents[1] / "src")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "vpr", "serve", "--index", str(served_world["index"]),
+         "--port", str(port), "--device", "cpu", "--workers", "2", "--log_level", "warning"],
+        env={**os.environ, "PYTHONPATH": src + os.pathsep + os.environ.get("PYTHONPATH", ""),
+             "OMP_NUM_THREADS": "1"})
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.5)
+        photos = sorted(served_world["database"].iterdir())[:4]
+        with httpx.Client(base_url=url, timeout=120) as client:
+            for photo in photos:
+                response = client.post("/locate", files={"file": (photo.name,
+                                                                  photo.read_bytes())})
+                assert response.status_code == 200, response.text
+                assert Path(response.json()[0]["matches"][0]["path"]).name == photo.name
+        # The two workers (and, maybe, multiprocessing's resource tracker).
+        assert len(_children(server.pid)) >= 2
+    finally:
+        server.terminate()
+        server.wait(60)
+    assert server.returncode == 0
