@@ -1,7 +1,8 @@
 """The single web page of `vpr serve`: drop photos, see where they were taken, take it away.
 
-The page is HTML and CSS here; its script is ``static/page.js`` and its map Leaflet, both
-served by the service itself (`vpr.serve.static`), so nothing comes from a CDN. Map tiles
+The page is HTML and CSS here; its script is ``static/page.js``, its map
+``vpr/assets/map/locationmap.js`` (shared with `vpr locate --map`) over Leaflet, all served
+by the service itself (`vpr.serve.static`), so nothing comes from a CDN. Map tiles
 come from OpenStreetMap when the browser is online; offline, the map still draws the
 points, the uncertainty radius and a scale on a plain background, and says why.
 Thumbnails come from ``/thumbnail/{id}``, larger views from ``/image/{id}``.
@@ -12,8 +13,8 @@ from __future__ import annotations
 import html
 import json
 
-# OpenStreetMap's tile server: the only thing the page may load from elsewhere (images).
-TILE_URL = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
+from vpr.assets import OSM_TILE_URL as TILE_URL  # the only thing loaded from elsewhere
+
 # The page's Content-Security-Policy: scripts, styles and data only from this service.
 CONTENT_SECURITY_POLICY = ("default-src 'self'; img-src 'self' blob: data: "
                            "https://tile.openstreetmap.org; "
@@ -28,6 +29,7 @@ _PAGE = r"""<!DOCTYPE html>
 <title>vpr serve: where was this photo taken?</title>
 <link rel="icon" href="data:,">
 <link rel="stylesheet" href="/static/leaflet/leaflet.css">
+<link rel="stylesheet" href="/static/map/locationmap.css">
 <style>
   body { font-family: system-ui, sans-serif; margin: 0; color: #222; background: #fafafa; }
   header { background: #2b6cb0; color: white; padding: 10px 20px; }
@@ -67,14 +69,6 @@ _PAGE = r"""<!DOCTYPE html>
   #prediction .name { overflow-wrap: anywhere; font-weight: 600; font-size: 13px; }
   #map-column { flex: 1; min-width: 360px; max-width: 760px; }
   #map { height: 420px; border: 1px solid #999; }
-  #map.offline { background: #f4f1ea; }
-  #map-note { font-size: 12px; color: #555; margin: 4px 0; }
-  #elsewhere { font-size: 13px; margin: 6px 0; }
-  #elsewhere button { margin: 2px 4px 2px 0; }
-  .rank-dot { display: block; width: 20px; height: 20px; border-radius: 50%; color: white;
-              font: bold 11px/20px system-ui, sans-serif; text-align: center;
-              border: 1.5px solid white; box-shadow: 0 0 2px #000; background: #d73027; }
-  .rank-dot.in-cluster { background: #1a9850; }
   #matches { display: grid; grid-template-columns: repeat(auto-fill, minmax(300px, 1fr));
              gap: 10px; margin-top: 12px; }
   figure.match { margin: 0; background: white; border: 3px solid #d73027; border-radius: 6px;
@@ -146,6 +140,7 @@ _PAGE = r"""<!DOCTYPE html>
 </main>
 <script type="application/json" id="settings">__SETTINGS__</script>
 <script src="/static/leaflet/leaflet.js"></script>
+<script src="/static/map/locationmap.js"></script>
 <script src="/static/page.js"></script>
 </body>
 </html>

@@ -7,7 +7,6 @@
 "use strict";
 (function () {
   const SETTINGS = JSON.parse(document.getElementById("settings").textContent);
-  const PREDICTION_COLOUR = "#2b6cb0";
   // At most this many photos per request, so that the progress bar moves on big drops.
   const PAGE_BATCH = Math.min(SETTINGS.maxBatchFiles, 8);
   const IMAGE_NAME = /\.(jpe?g|png|webp|bmp|gif|tiff?)$/i;
@@ -16,8 +15,9 @@
     "distance_to_top_match_m", "error_status", "error"];
   const LINE_COLOURS = ["#e41a1c", "#377eb8", "#4daf4a", "#984ea3", "#ff7f00", "#a65628"];
 
-  const state = {rows: [], selected: -1, map: null, layers: null, tiles: null,
-                 tilesLoaded: false, offline: false, clusterBounds: null, urls: []};
+  // view: the map of vpr/assets/map/locationmap.js (made at the first result); map: its
+  // Leaflet map.
+  const state = {rows: [], selected: -1, view: null, map: null, urls: []};
   const $ = id => document.getElementById(id);
   const statusLine = $("status");
 
@@ -30,15 +30,7 @@
     return value === null || value === undefined ? "?" : Number(value).toFixed(digits);
   }
 
-  // As vpr.locate.geodesy.format_distance: metres below 1 km, km with 2 decimals above.
-  function formatDistance(metres) {
-    if (metres === null || metres === undefined) return "?";
-    if (metres >= 1000) {
-      return (metres / 1000).toLocaleString("en-US", {minimumFractionDigits: 2,
-                                                      maximumFractionDigits: 2}) + " km";
-    }
-    return metres.toFixed(0) + " m";
-  }
+  const formatDistance = VprMap.formatDistance;
 
   function element(name, attributes, text) {
     const node = document.createElement(name);
@@ -306,100 +298,14 @@
     }
   }
 
-  function goOffline(why) {
-    if (state.offline) return;
-    state.offline = true;
-    if (state.tiles) {
-      state.map.removeLayer(state.tiles);
-      state.tiles = null;
-    }
-    $("map").classList.add("offline");
-    $("map-note").textContent = "No map background (" + why + "): the points, the " +
-      "uncertainty radius and the scale are drawn on a plain background.";
-    document.body.dataset.map = "offline";
-  }
-
-  function ensureMap() {
-    if (state.map) return state.map;
-    const map = L.map("map", {maxZoom: 19, worldCopyJump: true});
-    L.control.scale({imperial: false, maxWidth: 160}).addTo(map);
-    state.layers = L.layerGroup().addTo(map);
-    state.map = map;
-    if (navigator.onLine === false) {
-      goOffline("the browser is offline");
-      return map;
-    }
-    const tiles = L.tileLayer(SETTINGS.tileUrl, {maxZoom: 19, attribution:
-      '&copy; <a href="https://www.openstreetmap.org/copyright">OpenStreetMap</a>'});
-    tiles.on("tileload", () => {
-      state.tilesLoaded = true;
-      document.body.dataset.map = "tiles";
-    });
-    // One failed tile among loaded ones is a gap; failing before any loads is offline.
-    tiles.on("tileerror", () => { if (!state.tilesLoaded) goOffline("map tiles unreachable"); });
-    tiles.addTo(map);
-    state.tiles = tiles;
-    setTimeout(() => { if (!state.tilesLoaded) goOffline("no map tile arrived"); }, 8000);
-    return map;
-  }
-
-  function matchTip(match) {
-    return "#" + match.rank + ", similarity " + fmt(match.similarity, 3) + ", " +
-      formatDistance(match.distance_to_prediction_m) + " from the prediction";
-  }
-
+  // The map itself is vpr/assets/map/locationmap.js (shared with `vpr locate --map`).
   function drawMap(result) {
-    const map = ensureMap();
-    map.invalidateSize();
-    state.layers.clearLayers();
-    const elsewhere = $("elsewhere");
-    elsewhere.replaceChildren();
-    if (result.latitude === null || result.longitude === null) {
-      map.setView([0, 0], 1);
-      state.clusterBounds = null;
-      elsewhere.textContent = "No location to draw.";
-      return;
+    if (!state.view) {
+      state.view = VprMap.create($("map"), {tileUrl: SETTINGS.tileUrl, note: $("map-note"),
+                                            elsewhere: $("elsewhere")});
+      state.map = state.view.map;
     }
-    const centre = L.latLng(result.latitude, result.longitude);
-    L.circle(centre, {radius: result.radius_m, color: PREDICTION_COLOUR, weight: 2,
-                      dashArray: "5 4", fillOpacity: 0.08, className: "cluster-radius"})
-      .bindTooltip(result.radius_m + " m around the prediction").addTo(state.layers);
-    // The view: the prediction, its radius and the matches of its cluster, not every match.
-    const bounds = centre.toBounds(2 * result.radius_m);
-    const far = [];
-    for (const match of [...result.matches].reverse()) {  // the best match drawn on top
-      if (match.latitude === null || match.longitude === null) continue;
-      const at = L.latLng(match.latitude, match.longitude);
-      const kind = match.in_cluster ? " in-cluster" : "";
-      const icon = L.divIcon({className: "match-marker" + kind, iconSize: [20, 20],
-        html: '<span class="rank-dot' + kind + '">' + Number(match.rank) + "</span>"});
-      const marker = L.marker(at, {icon: icon, zIndexOffset: -Number(match.rank)})
-        .bindTooltip(matchTip(match)).addTo(state.layers);
-      if (match.in_cluster) bounds.extend(at);
-      else far.unshift({match: match, at: at, marker: marker});
-    }
-    L.marker(centre, {alt: "prediction", title: "prediction", zIndexOffset: 1000})
-      .bindTooltip("prediction, confidence " + fmt(result.confidence, 2)).addTo(state.layers);
-    state.clusterBounds = bounds;
-    map.fitBounds(bounds, {padding: [28, 28], maxZoom: 19, animate: false});
-    if (far.length) {
-      elsewhere.appendChild(element("span", {}, "Matches elsewhere: "));
-      for (const item of far) {
-        const button = element("button", {type: "button", "data-rank": item.match.rank},
-          "#" + item.match.rank + ": " + formatDistance(item.match.distance_to_prediction_m));
-        button.title = "show it on the map";
-        button.addEventListener("click", () => {
-          map.setView(item.at, 17, {animate: false});
-          item.marker.openTooltip();
-        });
-        elsewhere.appendChild(button);
-      }
-      const back = element("button", {type: "button", id: "back-to-prediction"},
-                           "back to the prediction");
-      back.addEventListener("click", () => map.fitBounds(state.clusterBounds,
-        {padding: [28, 28], maxZoom: 19, animate: false}));
-      elsewhere.appendChild(back);
-    }
+    state.view.show(result);
   }
 
   function showMatches(result, photoUrl) {
