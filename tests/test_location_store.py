@@ -317,3 +317,35 @@ def test_chunked_exact_search_equals_faiss_flat_search(queries):
     assert found_i.tolist() == expected_i.tolist()
     np.testing.assert_allclose(found_d, expected_d, rtol=1e-4, atol=1e-4)
     assert found_i[0, :2].tolist() == [20, 500]
+
+
+def test_radius_with_near_is_the_fix_error_as_the_issue_spells_it(tmp_path, capsys):
+    from vpr.cli import main
+
+    folder = make_index(tmp_path / "index", [(48.0, 2.0), (48.001, 2.0)])
+    photo = tmp_path / "photo.jpg"
+    photo.write_bytes(b"not read: the prior is checked first")
+    code = main(["locate", str(photo), "--index", str(folder), "--near", "10,10",
+                 "--radius", "300"])
+    assert code == 2 and "300 m of 10.000000" in capsys.readouterr().err
+    code = main(["locate", str(photo), "--index", str(folder), "--near", "10,10",
+                 "--radius", "300", "--near_radius", "200"])
+    assert code == 2 and "disagree" in capsys.readouterr().err
+
+
+def test_radius_without_near_is_the_deprecated_cluster_radius():
+    import argparse
+
+    from vpr.cli.geo_prior import resolve_radius_options
+
+    def resolved(**given):
+        args = argparse.Namespace(**{"near": None, "radius": None, "near_radius": None,
+                                     "cluster_radius": None, **given})
+        return resolve_radius_options(args), args.near_radius
+
+    assert resolved() == (25.0, 100.0)
+    assert resolved(cluster_radius=40.0) == (40.0, 100.0)
+    with pytest.warns(DeprecationWarning, match="--cluster_radius"):
+        assert resolved(radius=30.0) == (30.0, 100.0)
+    assert resolved(near="1,2", radius=70.0, cluster_radius=10.0) == (10.0, 70.0)
+    assert resolved(near="1,2", near_radius=80.0) == (25.0, 80.0)

@@ -104,6 +104,15 @@ def test_near_restricts_the_search_and_says_when_nothing_is_near(batched_service
         allowed = set(index.ids_near(far["latitude"], far["longitude"], 50).tolist())
         assert {match["id"] for match in response.json()[0]["matches"]} <= allowed
         assert photos[0].name not in {Path(m["path"]).name for m in response.json()[0]["matches"]}
+        # The spelling: `radius` is the same field as `near_radius`.
+        response = client.post("/locate", data={"near": near, "radius": "50"},
+                               files={"file": ("p.png", photos[0].read_bytes(), "image/png")})
+        assert response.status_code == 200, response.text
+        assert {match["id"] for match in response.json()[0]["matches"]} <= allowed
+        response = client.post("/locate", data={"near": near, "radius": "50",
+                                                "near_radius": "60"},
+                               files={"file": ("p.png", photos[0].read_bytes(), "image/png")})
+        assert response.status_code == 422 and "disagree" in response.json()["detail"]
         response = client.post("/locate", data={"near": "0,0", "near_radius": "50"},
                                files={"file": ("p.png", photos[0].read_bytes(), "image/png")})
         assert response.status_code == 422 and "no image of index" in response.json()["detail"]

@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from vpr.cli.geo_prior import add_geo_prior_options, read_geo_prior
+from vpr.cli.geo_prior import add_geo_prior_options, read_geo_prior, resolve_radius_options
 from vpr.cli.published import (
     MOVED_WEIGHTS_HELP,
     add_published_model_options,
@@ -27,8 +27,12 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--index", required=True, help="a folder made by `vpr index build`")
     parser.add_argument("--top_k", type=int, default=5,
                         help="matches retrieved per photo (default: 5)")
-    parser.add_argument("--radius", type=float, default=25.0,
+    parser.add_argument("--cluster_radius", type=float, default=None, metavar="M",
                         help="matches within this many metres form a cluster (default: 25)")
+    parser.add_argument("--radius", type=float, default=None, metavar="M",
+                        help="with --near: the GPS fix's error in metres (same as "
+                             "--near_radius); without --near: deprecated spelling of "
+                             "--cluster_radius")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.add_argument("--map", type=Path, default=None, metavar="HTML",
                         help="write one self-contained HTML map of the photos "
@@ -94,9 +98,10 @@ def run(args: argparse.Namespace) -> int:
         check_map_target(args.map)
     if args.grid is not None:
         check_writable(Path(args.grid).parent, "folder of --grid")
+    cluster_radius = resolve_radius_options(args)
     prior = read_geo_prior(args)
     index = LocationIndex.load(args.index, nprobe=args.nprobe)
-    results = locate(_photos(args.photos), index, top_k=args.top_k, radius_m=args.radius,
+    results = locate(_photos(args.photos), index, top_k=args.top_k, radius_m=cluster_radius,
                      ckpt_path=model_file_of_index(index, args), batch_size=args.batch_size,
                      device=args.device, prior=prior)
     if args.json:

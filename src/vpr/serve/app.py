@@ -53,7 +53,7 @@ logger = logging.getLogger(__name__)
 DEFAULT_MAX_UPLOAD_MB = 20.0
 MAX_TOP_K = 100
 DEFAULT_NEAR_RADIUS_M = 100.0
-FORM_FIELDS = {"file", "top_k", "near", "near_radius"}
+FORM_FIELDS = {"file", "top_k", "near", "near_radius", "radius"}
 # Upload names are echoed back as `photo`; they are labels, never paths.
 MAX_NAME_LENGTH = 255
 DEFAULT_MAX_BATCH_FILES = 50
@@ -271,16 +271,21 @@ def create_app(
         top_k_form: Annotated[int | None, Form(alias="top_k", ge=1, le=MAX_TOP_K)] = None,
         top_k_query: Annotated[int | None, Query(alias="top_k", ge=1, le=MAX_TOP_K)] = None,
         near: Annotated[str | None, Form(description="LAT,LON of a GPS fix")] = None,
-        near_radius: Annotated[float, Form(description="the fix's error, in metres")
-                               ] = DEFAULT_NEAR_RADIUS_M,
+        near_radius: Annotated[float | None, Form(description="the fix's error, in metres")
+                               ] = None,
+        radius: Annotated[float | None, Form(description="same as near_radius")] = None,
     ) -> JSONResponse:
         unknown = sorted(set((await request.form()).keys()) - FORM_FIELDS)
         if unknown:
             raise HTTPException(422, f"unknown form field(s): {', '.join(unknown)}; "
                                      f"allowed: {', '.join(sorted(FORM_FIELDS))}")
+        if near_radius is not None and radius is not None and near_radius != radius:
+            raise HTTPException(422, "radius and near_radius disagree; give one of them")
+        fix_error = next((value for value in (near_radius, radius) if value is not None),
+                         DEFAULT_NEAR_RADIUS_M)
         try:
             prior = None if near is None else GeoPrior(*parse_near(near),
-                                                       check_radius(near_radius))
+                                                       check_radius(fix_error))
         except GeoPriorError as error:
             raise HTTPException(422, str(error).replace("--near", "near")) from None
         name = _photo_name(file.filename)
