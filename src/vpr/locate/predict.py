@@ -17,6 +17,12 @@ Confidence, in [0, 1]::
 so it is 1 only when all k matches agree, halves when the best match outside the cluster is
 as similar as the best one inside, and is lower still when the matches scatter. With
 ``top_k=1`` it is always 1: one match cannot disagree with itself; use k >= 3.
+
+With re-ranking (``locate(..., reranker=...)``), verified inliers join the similarities:
+a match's weight is also multiplied by ``exp((inliers_i - most inliers) / INLIER_TEMPERATURE)``
+and the margin is the larger of the similarity margin and ``(most inliers in the cluster -
+most outside) / INLIER_MARGIN_SCALE`` (clipped to [0, 1]); see `predict_location`.
+With ``min_confidence``, a prediction below it becomes unknown: no location, and a reason.
 """
 
 from __future__ import annotations
@@ -40,6 +46,10 @@ MARGIN_SCALE = 0.1
 # similarity weights (gap-blind) put 41% / 38% of SF-like / Tokyo-like queries within 25 m,
 # the top-1 match 46.5% / 41.3%, these weights 48.0% / 40.7%.
 TEMPERATURE = 0.02
+# How fast a match's vote fades with its inlier gap to the best-verified match, and the
+# inlier lead that counts as a clear winner (with re-ranking; docs/BENCHMARKS.md).
+INLIER_TEMPERATURE = 10.0
+INLIER_MARGIN_SCALE = 20.0
 
 
 @dataclass
@@ -57,6 +67,7 @@ class Match:
     longitude: float | None
     distance_to_prediction_m: float | None
     in_cluster: bool
+    inliers: int | None = None  # verified inliers, with re-ranking
 
 
 @dataclass
@@ -74,10 +85,29 @@ class LocateResult:
     cluster_size: int
     radius_m: float
     matches: list[Match] = field(default_factory=list)
+    unknown_reason: str | None = None  # set when the prediction was turned into "unknown"
+
+    @property
+    def unknown(self) -> bool:
+        """True when no location is given (no match, or confidence below the minimum)."""
+        return self.utm_east is None
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain data (JSON-ready)."""
-        return asdict(self)
+        """Plain data (JSON-ready), with ``location`` (None when unknown) and ``reason``."""
+        data = asdict(self)
+        reason = self.unknown_reason
+        if self.unknown and reason is None:
+            reason = "no match found"
+        data["location"] = None if self.unknown else {
+            "latitude": self.latitude, "longitude": self.longitude,
+            "utm_east": self.utm_east, "utm_north": self.utm_north}
+        data["reason"] = reason
+        return data
+
+    def mark_unknown(self, reason: str) -> None:
+        """Withdraws the location (the matches stay, for inspection)."""
+        self.latitude = self.longitude = self.utm_east = self.utm_north = None
+        self.unknown_reason = reason
 
 
 @dataclass(frozen=True)
@@ -96,6 +126,7 @@ def predict_location(
     radius_m: float = DEFAULT_RADIUS_M,
     zones: Sequence[Any] | None = None,
     temperature: float = TEMPERATURE,
+    inliers: np.ndarray | None = None,
 ) -> Prediction:
     """Clusters matches in space and returns the weighted mean of the strongest cluster.
 
@@ -105,6 +136,7 @@ def predict_location(
         radius_m: matches within this distance of a match join its cluster.
         zones: the UTM zone of each match (any comparable value); matches in different
             zones never share a cluster. None: all in one zone.
+        inliers: (k,) verified inliers of each match (re-ranking), or None.
 
     Returns:
         The predicted UTM position, the cluster's members and the confidence (formula in
@@ -117,6 +149,11 @@ def predict_location(
         raise ValueError(f"need as many (>0) similarities as matches, got {len(similarities)} "
                          f"and {count}")
     weights = np.exp((similarities - similarities.max()) / temperature)
+    if inliers is not None:
+        inliers = np.maximum(np.asarray(inliers, dtype=np.float64).reshape(-1), 0.0)
+        if len(inliers) != count:
+            raise ValueError(f"need one inlier count per match, got {len(inliers)} for {count}")
+        weights = weights * np.exp((inliers - inliers.max()) / INLIER_TEMPERATURE)
     near = np.linalg.norm(utm[:, None, :] - utm[None, :, :], axis=-1) <= radius_m
     if zones is not None:
         numbering = {zone: number for number, zone in enumerate(dict.fromkeys(zones))}
@@ -133,6 +170,9 @@ def predict_location(
     else:
         gap = similarities[members].max() - similarities[~members].max()
         margin = float(np.clip(gap / MARGIN_SCALE, 0.0, 1.0))
+        if inliers is not None:
+            lead = inliers[members].max() - inliers[~members].max()
+            margin = max(margin, float(np.clip(lead / INLIER_MARGIN_SCALE, 0.0, 1.0)))
     confidence = float(np.clip(share * (1.0 + margin) / 2.0, 0.0, 1.0))
     return Prediction(float(east), float(north), members, confidence)
 
@@ -157,15 +197,17 @@ def _to_latlon(east: float, north: float, zone_number: int | None, zone_letter: 
 
 
 def _result(photo: str, index: LocationIndex, similarities: np.ndarray, items: np.ndarray,
-            radius_m: float) -> LocateResult:
+            radius_m: float, inliers: np.ndarray | None = None) -> LocateResult:
     keep = items >= 0  # approximate indexes may return fewer than k neighbours
     similarities, items = similarities[keep], items[keep]
+    if inliers is not None:
+        inliers = inliers[keep]
     if len(items) == 0:
         return LocateResult(photo, None, None, None, None, None, "", 0.0, 0, radius_m, [])
     records = [index.record(int(item)) for item in items]
     utm = np.array([(r["utm_east"], r["utm_north"]) for r in records], np.float64)
     zones = [(r["utm_zone_number"], r["utm_zone_letter"]) for r in records]
-    prediction = predict_location(utm, similarities, radius_m, zones)
+    prediction = predict_location(utm, similarities, radius_m, zones, inliers=inliers)
     members = np.flatnonzero(prediction.members)
     zone_number, zone_letter = zones[members[0]]
     weights = np.maximum(similarities[members], 1e-9)
@@ -186,6 +228,7 @@ def _result(photo: str, index: LocationIndex, similarities: np.ndarray, items: n
             latitude=record["latitude"], longitude=record["longitude"],
             distance_to_prediction_m=round(distance, 2) if same_zone else None,
             in_cluster=bool(prediction.members[rank - 1]),
+            inliers=None if inliers is None else int(inliers[rank - 1]),
         ))
     return LocateResult(
         photo=photo, latitude=latitude, longitude=longitude,
@@ -208,6 +251,8 @@ def locate(
     precision: str | None = "auto",
     progress: bool = False,
     model: Any = None,
+    reranker: Any = None,
+    min_confidence: float | None = None,
 ) -> list[LocateResult]:
     """Geolocates photos by retrieval in a location index.
 
@@ -221,6 +266,10 @@ def locate(
             settings, see `vpr.eval.extract.extract_descriptors`.
         model: the index's model when already loaded (e.g. by ``index.load_model()``),
             to skip reloading and re-hashing the checkpoint on repeated calls.
+        reranker: a `vpr.rerank.Reranker` (built for this index's model) to verify and
+            reorder the top candidates; their inliers then feed the vote and the confidence.
+            The index's local features are cached in ``<index>/rerank/``.
+        min_confidence: a prediction with a lower confidence becomes unknown.
 
     Returns:
         One `LocateResult` per photo, in order.
@@ -247,6 +296,23 @@ def locate(
         num_workers=num_workers, device=device, precision=precision,
         progress=progress,
     )
-    similarities, items = index.search(descriptors, top_k)
-    return [_result(str(path), index, similarities[row], items[row], radius_m)
-            for row, path in enumerate(paths)]
+    if min_confidence is not None and not 0.0 <= min_confidence <= 1.0:
+        raise ValueError(f"--min_confidence must be in [0, 1], got {min_confidence}")
+    inliers = None
+    if reranker is None:
+        similarities, items = index.search(descriptors, top_k)
+    else:
+        similarities, items = index.search(descriptors, max(top_k, reranker.top_k))
+        database = reranker.database_features(index.paths, index.path / "rerank")
+        reranked = reranker.rerank(paths, items, similarities, database)
+        similarities, items = reranked.similarities[:, :top_k], reranked.candidates[:, :top_k]
+        inliers = reranked.inliers[:, :top_k]
+    results = [_result(str(path), index, similarities[row], items[row], radius_m,
+                       None if inliers is None else inliers[row])
+               for row, path in enumerate(paths)]
+    if min_confidence is not None:
+        for result in results:
+            if not result.unknown and result.confidence < min_confidence:
+                result.mark_unknown(f"confidence {result.confidence:.2f} is below "
+                                    f"--min_confidence {min_confidence:g}")
+    return results

@@ -22,6 +22,7 @@ from vpr.data.images import BadImageError, open_rgb
 from vpr.locate import LocationIndex, locate
 from vpr.locate.index import resolve_device
 from vpr.locate.predict import DEFAULT_RADIUS_M, DEFAULT_TOP_K
+from vpr.rerank.options import build_reranker
 
 logger = logging.getLogger(__name__)
 
@@ -42,16 +43,18 @@ class Locator:
         radius_m: matches within this distance form a cluster.
         device: ``cpu``, ``cuda``... or ``auto``.
         nprobe: lists visited per query, for ivf/ivfpq indexes (default: as built).
+        rerank: re-ranking settings (`vpr.rerank.options.rerank_settings`), or None.
     """
 
     def __init__(self, index_path: str | Path, ckpt_path: str | Path | None = None,
                  radius_m: float = DEFAULT_RADIUS_M, device: str = "auto",
-                 nprobe: int | None = None) -> None:
+                 nprobe: int | None = None, rerank: dict[str, Any] | None = None) -> None:
         self.index = LocationIndex.load(index_path, nprobe=nprobe)
         self.device = resolve_device(device)
         self.radius_m = radius_m
         logger.info("Loading the model of %s", self.index)
         self.model = self.index.load_model(ckpt_path)
+        self.reranker = build_reranker(rerank, self.model) if rerank else None
         # Item number of each indexed path: the ids that /thumbnail/{id} accepts.
         self.item_of_path = {path: item for item, path in enumerate(self.index.paths)}
         self._lock = threading.Lock()
@@ -81,7 +84,8 @@ class Locator:
                 file.write(data)
             with self._lock:
                 results = locate(name, self.index, top_k=top_k, radius_m=self.radius_m,
-                                 device=self.device, model=self.model, batch_size=1)
+                                 device=self.device, model=self.model, batch_size=1,
+                                 reranker=self.reranker)
         finally:
             Path(name).unlink(missing_ok=True)
         output = []

@@ -23,6 +23,7 @@ from torch.utils.data import DataLoader
 import vpr
 from vpr.cli.options import ARCHITECTURE_KEYS, MODULE_DEFAULTS, module_options
 from vpr.data.datasets import RetrievalSet
+from vpr.rerank.options import evaluation_reranker
 from vpr.training.checkpoints import (
     check_fits,
     load_checkpoint,
@@ -296,6 +297,7 @@ def test(args: argparse.Namespace) -> list[dict[str, Any]]:
     logger.info("Command: %s", " ".join(shlex.quote(part) for part in sys.argv))
     module = load_module(checkpoint, **_load_overrides(hparams))
     _configure_input(module, hparams, args)
+    module.reranker = evaluation_reranker(args, module, run_dir / "rerank_cache")
     L.seed_everything(args.seed, workers=True)
     trainer = _trainer(args, logger=False)
     return [_run_test(trainer, module, test_set, args, run_dir, checkpoint, ckpt_path=None)
