@@ -16,7 +16,7 @@ def mutual_nearest_neighbours(query: np.ndarray, candidate: np.ndarray,
         min_similarity: pairs less similar (cosine) than this are dropped.
 
     Returns:
-        (k, 2) int64 index pairs, sorted by query index.
+        (k, 2) int64 index pairs (query, candidate).
     """
     if len(query) == 0 or len(candidate) == 0:
         return np.zeros((0, 2), np.int64)
