@@ -203,17 +203,19 @@ def tiny_index(tmp_path_factory):
 
 
 def test_locate_min_confidence_gives_unknown(tiny_index, capsys):
-    from vpr.locate import locate
+    from vpr.locate import LocationIndex, locate
 
     photo = sorted((tiny_index / "database").iterdir())[0]
+    index = LocationIndex.load(tiny_index / "index")
+    model = index.load_model()
     # 5 matches from 3 places of 3 images: at most 3 agree, so the confidence is below 1.
-    plain = locate(photo, tiny_index / "index", top_k=5, device="cpu")[0]
+    plain = locate(photo, index, top_k=5, device="cpu", model=model)[0]
     assert plain.confidence < 1.0 and plain.to_dict()["location"] is not None
     assert plain.to_dict()["reason"] is None
-    kept = locate(photo, tiny_index / "index", top_k=5, device="cpu",
+    kept = locate(photo, index, top_k=5, device="cpu", model=model,
                   min_confidence=plain.confidence)[0]
     assert kept.latitude == plain.latitude
-    refused = locate(photo, tiny_index / "index", top_k=5, device="cpu", min_confidence=1.0)[0]
+    refused = locate(photo, index, top_k=5, device="cpu", model=model, min_confidence=1.0)[0]
     payload = refused.to_dict()
     assert payload["location"] is None and payload["latitude"] is None
     assert "below --min_confidence 1" in payload["reason"]
@@ -222,7 +224,7 @@ def test_locate_min_confidence_gives_unknown(tiny_index, capsys):
                               "--device", "cpu", "--min_confidence", "1"]) == 0
     assert "location: unknown (confidence" in capsys.readouterr().out
     with pytest.raises(ValueError, match="min_confidence"):
-        locate(photo, tiny_index / "index", device="cpu", min_confidence=1.5)
+        locate(photo, index, device="cpu", model=model, min_confidence=1.5)
 
 
 def test_locate_cli_reranks_and_caches_beside_the_index(tiny_index, capsys):
@@ -254,3 +256,20 @@ def test_vpr_test_rerank_writes_before_and_after(tiny_retrieval, tmp_path):
     assert "loop_closure" in result and "loop_closure_inliers" in rerank
     assert len(list((tmp_path / "run" / "rerank_cache").rglob("orb-*.npz"))) == 1
     assert next((tmp_path / "run" / "results").glob("test_*/precision_recall.png")).is_file()
+
+
+def test_inliers_feed_the_vote_and_the_confidence():
+    from vpr.locate.predict import INLIER_TEMPERATURE, TEMPERATURE, predict_location
+
+    utm = np.array([[0.0, 0.0], [1000.0, 0.0], [1005.0, 0.0]])
+    similarities = np.array([0.9, 0.85, 0.84])
+    # By similarity alone the lone first match wins.
+    assert predict_location(utm, similarities).members.tolist() == [True, False, False]
+    inliers = np.array([0, 40, 35])
+    prediction = predict_location(utm, similarities, inliers=inliers)
+    assert prediction.members.tolist() == [False, True, True]
+    weights = (np.exp((similarities - 0.9) / TEMPERATURE)
+               * np.exp((inliers - 40) / INLIER_TEMPERATURE))
+    share = weights[1:].sum() / weights.sum()
+    # The inlier lead (40 - 0) exceeds INLIER_MARGIN_SCALE: margin 1, confidence = share.
+    assert prediction.confidence == pytest.approx(share)
