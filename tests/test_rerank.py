@@ -273,3 +273,13 @@ def test_inliers_feed_the_vote_and_the_confidence():
     share = weights[1:].sum() / weights.sum()
     # The inlier lead (40 - 0) exceeds INLIER_MARGIN_SCALE: margin 1, confidence = share.
     assert prediction.confidence == pytest.approx(share)
+
+
+def test_rerank_retrieval_in_one_call(scene, tmp_path):
+    from vpr.rerank import rerank_retrieval
+
+    result = rerank_retrieval([scene["warped"]], [scene["b"], scene["a"]], np.array([[0, 1]]),
+                              np.array([[0.9, 0.8]]), {"top_k": 2, "method": "orb"},
+                              cache_folder=tmp_path)
+    assert result.candidates.tolist() == [[1, 0]]
+    assert len(list(tmp_path.glob("orb-*.npz"))) == 1

@@ -5,6 +5,7 @@ Parts: local-feature methods by exact name (`registry`: backbone, sift, orb), ma
 (`cache`), and `Reranker`, which puts them behind one call.
 """
 
+from vpr.rerank.evaluation import rerank_retrieval
 from vpr.rerank.features import LocalFeatureMethod, LocalFeatures
 from vpr.rerank.order import rerank_order
 from vpr.rerank.registry import build_method, list_methods, register_method
@@ -21,4 +22,5 @@ __all__ = [
     "list_methods",
     "register_method",
     "rerank_order",
+    "rerank_retrieval",
 ]

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from vpr.rerank.reranker import Reranker
+from vpr.rerank.reranker import Reranked, Reranker
 
 logger = logging.getLogger("vpr")
 
@@ -70,3 +71,25 @@ class EvaluationReranker:
                 top_inliers, correct, [len(p) > 0 for p in positives], score_name="inliers"),
         }
         return result.candidates, new_distances, info
+
+
+def rerank_retrieval(query_paths: Sequence[str | Path], database_paths: Sequence[str | Path],
+                     candidates: np.ndarray, similarities: np.ndarray,
+                     settings: dict[str, Any], model: Any = None,
+                     cache_folder: str | Path | None = None) -> Reranked:
+    """Re-ranks a retrieval in one call (for `vpr benchmark` and other protocols).
+
+    Args:
+        query_paths, database_paths: the images.
+        candidates: (Q, k) database indices by global similarity, best first.
+        similarities: (Q, k) their cosine similarities.
+        settings: as `vpr.rerank.options.rerank_settings` makes them, e.g.
+            ``{"top_k": 10, "method": "backbone"}`` (the rest defaults).
+        model: the VPR model (for the ``backbone`` method).
+        cache_folder: where to keep the database's local features (None: not kept).
+    """
+    from vpr.rerank.options import build_reranker
+
+    reranker = build_reranker(settings, model)
+    database = reranker.database_features(database_paths, cache_folder)
+    return reranker.rerank(query_paths, candidates, similarities, database)
