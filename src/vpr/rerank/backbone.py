@@ -89,9 +89,11 @@ class BackboneFeatures(LocalFeatureMethod):
                 if self.image_size is not None and tuple(image.shape[-2:]) != self.image_size:
                     image = TF.resize(image, list(self.image_size), antialias=True)
                 images.append(image)
-            # Native-size images of different shapes cannot share a batch.
-            groups = ([list(range(len(images)))] if self.image_size is not None
-                      else [[i] for i in range(len(images))])
+            # Images of different shapes (native sizes) cannot share a batch.
+            shapes: dict[tuple[int, ...], list[int]] = {}
+            for i, image in enumerate(images):
+                shapes.setdefault(tuple(image.shape), []).append(i)
+            groups = list(shapes.values())
             batch_features: dict[int, LocalFeatures] = {}
             for group in groups:
                 maps = self._forward(torch.stack([images[i] for i in group]))
