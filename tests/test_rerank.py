@@ -230,7 +230,8 @@ def test_locate_min_confidence_gives_unknown(tiny_index, capsys):
 def test_locate_cli_reranks_and_caches_beside_the_index(tiny_index, capsys):
     photo = sorted((tiny_index / "database").iterdir())[4]
     argv = ["locate", str(photo), "--index", str(tiny_index / "index"), "--device", "cpu",
-            "--top_k", "3", "--json", "--rerank", "5", "--rerank_method", "orb"]
+            "--top_k", "3", "--json", "--rerank", "5", "--rerank_method", "orb",
+            "--rerank_rule", "inliers"]
     assert run_cli("locate", argv) == 0
     printed = json.loads(capsys.readouterr().out)[0]
     assert all(isinstance(match["inliers"], int) for match in printed["matches"])

@@ -32,9 +32,10 @@ def add_rerank_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--rerank_threshold", type=float, default=3.0, metavar="PX",
                        help="inlier tolerance in pixels, at least a dense grid's cell "
                             "(default: 3)")
-    group.add_argument("--rerank_rule", default="inliers", choices=RULES,
-                       help="final order: inliers (ties by similarity) or blend "
-                            "(similarity + inliers / 50) (default: inliers)")
+    group.add_argument("--rerank_rule", default="blend", choices=RULES,
+                       help="final order: blend = by similarity + inliers / 50, or inliers = "
+                            "most inliers first, ties by similarity (default: blend, the better "
+                            "on the synthetic sets, docs/BENCHMARKS.md)")
     group.add_argument("--rerank_options", nargs="+", default=[], metavar="KEY=VALUE",
                        help="method options, e.g. layer=layer3 (backbone), max_keypoints=500 "
                             "(sift, orb); values are JSON or plain strings")
@@ -78,7 +79,7 @@ def build_reranker(settings: dict[str, Any], model: Any = None) -> Reranker:
                                  estimator=settings.get("estimator", "magsac"),
                                  threshold_px=settings.get("threshold_px", 3.0))
     return Reranker(method, verifier, top_k=settings["top_k"],
-                    rule=settings.get("rule", "inliers"))
+                    rule=settings.get("rule", "blend"))
 
 
 def evaluation_reranker(args: argparse.Namespace, model: Any, cache_root: Any) -> Any:

@@ -78,7 +78,7 @@ class Reranker:
     """
 
     def __init__(self, method: LocalFeatureMethod, verifier: GeometricVerifier | None = None,
-                 top_k: int = 10, rule: str = "inliers", inlier_scale: float = 50.0) -> None:
+                 top_k: int = 10, rule: str = "blend", inlier_scale: float = 50.0) -> None:
         if top_k < 1:
             raise ValueError(f"--rerank must be >= 1 candidates, got {top_k}")
         self.method = method
