@@ -60,7 +60,10 @@ def _schema_of(dataclass: type, name: str, leading: dict[str, Any] | None = None
 
 MatchOut = _schema_of(Match, "Match", leading={"id": (int | None, Field(
     description="the match's item number in the index: GET /thumbnail/{id} shows it"))})
-LocateOut = _schema_of(LocateResult, "LocateResult", matches=(list[MatchOut], ...))
+LocateOut = _schema_of(LocateResult, "LocateResult", matches=(list[MatchOut], ...), leading={
+    "location": (dict[str, float | None] | None, Field(
+        None, description="latitude, longitude, utm_east, utm_north; null when unknown")),
+    "reason": (str | None, Field(None, description="why the location is unknown"))})
 
 
 class Health(BaseModel):
