@@ -38,7 +38,8 @@ def _features(batch_size: int = 2, channels: int = IN_CHANNELS) -> torch.Tensor:
 def test_aggregator_shape_norm_and_gradients(name: str) -> None:
     torch.manual_seed(0)
     aggregator = build_aggregator(name, IN_CHANNELS, FEATURE_SIZE, descriptors_dim=32)
-    descriptors = aggregator(_features())
+    # Features that require grad, so a weightless aggregator (ClassToken) can backpropagate.
+    descriptors = aggregator(_features().requires_grad_())
 
     assert descriptors.shape == (2, aggregator.out_dim)
     assert descriptors.dtype == torch.float32
@@ -186,7 +187,8 @@ def test_backbone_names_are_exact() -> None:
         build_backbone("resnet", pretrained="none")
     with pytest.raises(ValueError, match="layer2"):
         build_backbone("resnet18", pretrained="none", cut_after="layer1")
-    assert list_backbones() == ["resnet18", "resnet34", "resnet50", "resnet101", "resnet152"]
+    assert list_backbones()[:5] == ["resnet18", "resnet34", "resnet50", "resnet101", "resnet152"]
+    assert "dinov2_vitb14" in list_backbones() and "dinov2_vitb14_reg" in list_backbones()
 
 
 def test_backbone_missing_weights_file() -> None:

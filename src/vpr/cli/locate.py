@@ -6,6 +6,11 @@ import argparse
 import json
 from pathlib import Path
 
+from vpr.cli.published import (
+    MOVED_WEIGHTS_HELP,
+    add_published_model_options,
+    model_file_of_index,
+)
 from vpr.rerank.options import add_rerank_options
 
 
@@ -31,6 +36,7 @@ def add_parser(subparsers) -> None:
                         help="write an image: each photo beside its matches")
     parser.add_argument("--ckpt_path", default=None,
                         help="the index's checkpoint, if it moved (checked by sha256)")
+    add_published_model_options(parser, weights_help=MOVED_WEIGHTS_HELP)
     parser.add_argument("--batch_size", type=int, default=32,
                         help="photos per forward pass (default: 32)")
     parser.add_argument("--device", default="auto",
@@ -55,6 +61,8 @@ def _photos(items: list[str]) -> list[Path]:
 
 
 def _format(result) -> str:
+    from vpr.locate.geodesy import format_distance
+
     def latlon(latitude, longitude) -> str:
         return "?, ?" if latitude is None else f"{latitude:.6f}, {longitude:.6f}"
 
@@ -74,8 +82,7 @@ def _format(result) -> str:
                  f"{'to pred.':>9}  {'lat, lon':<23} image")
     for match in result.matches:
         inliers = f" {match.inliers:>7}" if verified else ""
-        distance = ("?" if match.distance_to_prediction_m is None
-                    else f"{match.distance_to_prediction_m:.0f} m")
+        distance = format_distance(match.distance_to_prediction_m)
         marker = "*" if match.in_cluster else " "
         lines.append(f"  {match.rank:>3} {match.similarity:>10.3f}{inliers} {distance:>9}{marker} "
                      f"{latlon(match.latitude, match.longitude):<23} {match.path}")
@@ -85,9 +92,13 @@ def _format(result) -> str:
 def run(args: argparse.Namespace) -> int:
     from vpr.locate import LocationIndex, locate
     from vpr.rerank.options import build_reranker, rerank_settings
+    from vpr.utils.disk import check_writable
 
+    for flag, path in (("--map", args.map), ("--grid", args.grid)):
+        if path is not None:  # a read-only or full disk fails before the search
+            check_writable(Path(path).parent, f"folder of {flag}")
     index = LocationIndex.load(args.index, nprobe=args.nprobe)
-    model = index.load_model(args.ckpt_path)
+    model = index.load_model(model_file_of_index(index, args))
     settings = rerank_settings(args)
     reranker = build_reranker(settings, model) if settings else None
     results = locate(_photos(args.photos), index, top_k=args.top_k, radius_m=args.radius,

@@ -5,6 +5,11 @@ from __future__ import annotations
 import argparse
 import logging
 
+from vpr.cli.published import (
+    MOVED_WEIGHTS_HELP,
+    add_published_model_options,
+    model_file_of_index,
+)
 from vpr.rerank.options import add_rerank_options, rerank_settings
 
 
@@ -12,9 +17,11 @@ def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
         "serve", help="serve a web page and an HTTP API that locate photos with an index",
         description="Load a location index and its model once, then answer POST /locate "
-                    "(an uploaded photo -> the JSON of `vpr locate --json`), GET / (a page: "
-                    "pick or drop a photo, see the prediction, the matches and a map), "
-                    "GET /thumbnail/ID, GET /health and /docs. Binds to loopback by default. "
+                    "(an uploaded photo -> the JSON of `vpr locate --json`), POST /locate/batch "
+                    "(several photos), GET / (a page: drop photos or a folder, see each "
+                    "prediction on a map with its matches, download CSV/GeoJSON), "
+                    "GET /thumbnail/ID, GET /image/ID, GET /health and /docs. Binds to "
+                    "loopback by default. "
                     "Needs fastapi, uvicorn and python-multipart.",
     )
     parser.add_argument("--index", required=True, help="a folder made by `vpr index build`")
@@ -30,6 +37,7 @@ def add_parser(subparsers) -> None:
                         help="matches within this many metres form a cluster (default: 25)")
     parser.add_argument("--ckpt_path", default=None,
                         help="the index's checkpoint, if it moved (checked by sha256)")
+    add_published_model_options(parser, weights_help=MOVED_WEIGHTS_HELP)
     parser.add_argument("--device", default="auto",
                         help="cpu, cuda... or auto (default: auto)")
     parser.add_argument("--nprobe", type=int, default=None,
@@ -37,8 +45,40 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--log_level", default="info",
                         choices=("debug", "info", "warning", "error"),
                         help="server log level; debug also logs each request (default: info)")
+    add_batch_options(parser)
+    add_limit_options(parser)
     add_rerank_options(parser)
     parser.set_defaults(func=run)
+
+
+def add_batch_options(parser: argparse.ArgumentParser) -> None:
+    """How many photos one POST /locate/batch (and the page's drops) may carry."""
+    # The defaults of vpr.serve.app, repeated: the parser does not import fastapi.
+    DEFAULT_MAX_BATCH_FILES, DEFAULT_MAX_BATCH_MB = 50, 100.0
+    parser.add_argument("--max_batch_files", type=int, default=DEFAULT_MAX_BATCH_FILES,
+                        help="most photos in one POST /locate/batch; more get 413 (default: "
+                             f"{DEFAULT_MAX_BATCH_FILES}); the page splits larger drops")
+    parser.add_argument("--max_batch_mb", type=float, default=DEFAULT_MAX_BATCH_MB,
+                        help="largest POST /locate/batch body, in MB; larger get 413 "
+                             f"(default: {DEFAULT_MAX_BATCH_MB:g}); each photo still at most "
+                             "--max_upload_mb")
+
+
+def add_limit_options(parser: argparse.ArgumentParser) -> None:
+    """How much one request, and many at once, may cost the server."""
+    # The defaults of vpr.serve.decoding/timeouts/uploads, repeated here so that building
+    # the parser does not import the optional serving dependencies.
+    DEFAULT_MAX_DECODES, DEFAULT_MAX_PIXELS, DEFAULT_READ_TIMEOUT_S = 2, 40_000_000, 30.0
+    parser.add_argument("--max_decodes", type=int, default=DEFAULT_MAX_DECODES,
+                        help="uploads decoded at the same time; more wait (default: "
+                             f"{DEFAULT_MAX_DECODES}); bounds memory under many uploads")
+    parser.add_argument("--max_pixels", type=int, default=DEFAULT_MAX_PIXELS,
+                        help="largest image accepted, in pixels; larger get 422 undecoded "
+                             f"(default: {DEFAULT_MAX_PIXELS:,})")
+    parser.add_argument("--read_timeout", type=float, default=DEFAULT_READ_TIMEOUT_S,
+                        help="seconds a request's head, and then its body, may take to "
+                             f"arrive; slower clients get 408 (default: "
+                             f"{DEFAULT_READ_TIMEOUT_S:g})")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -50,9 +90,15 @@ def run(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=getattr(logging, args.log_level.upper()),
                         format="%(levelname)s: %(message)s")
-    app = create_app(args.index, ckpt_path=args.ckpt_path, top_k=args.top_k,
+    from vpr.locate import LocationIndex
+
+    moved = model_file_of_index(LocationIndex.load(args.index), args)
+    app = create_app(args.index, ckpt_path=moved, top_k=args.top_k,
                      radius_m=args.radius, max_upload_mb=args.max_upload_mb,
-                     device=args.device, nprobe=args.nprobe, rerank=rerank_settings(args))
+                     device=args.device, nprobe=args.nprobe, max_decodes=args.max_decodes,
+                     max_pixels=args.max_pixels, read_timeout=args.read_timeout,
+                     max_batch_files=args.max_batch_files, max_batch_mb=args.max_batch_mb,
+                     rerank=rerank_settings(args))
     try:
         serve(app, host=args.host, port=args.port, log_level=args.log_level)
     except OSError as error:  # e.g. port already in use

@@ -24,6 +24,7 @@ from vpr.eval.predictions import (
     _load_tile,
     _row_image,
 )
+from vpr.locate.geodesy import format_distance
 from vpr.locate.predict import LocateResult
 from vpr.utils.atomic import write_bytes_atomic
 
@@ -132,9 +133,7 @@ def _svg(result: LocateResult) -> str:
 
 
 def _distance_text(metres: float | None) -> str:
-    if metres is None:
-        return "?"
-    return f"{metres / 1000:.2f} km" if metres >= 1000 else f"{metres:.0f} m"
+    return format_distance(metres)
 
 
 def _coordinates_text(latitude: float | None, longitude: float | None) -> str:

@@ -1,0 +1,39 @@
+"""The page's own files (its script, and Leaflet's), read once and served from memory.
+
+Only the files shipped in ``vpr/serve/static/`` are served, by their exact relative path:
+a request's path is a key in a dictionary made at start-up, never joined to a folder, so it
+cannot reach anything else on the server. Leaflet 1.9.4 (BSD-2-Clause, its LICENSE beside
+it) is vendored from the npm package ``leaflet@1.9.4`` (``dist/``): the page needs no CDN.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+
+MEDIA_TYPES = {
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".png": "image/png",
+    "LICENSE": "text/plain; charset=utf-8",
+}
+
+
+def load_static_files() -> dict[str, tuple[bytes, str]]:
+    """Every file of ``vpr/serve/static/``: ``{"leaflet/leaflet.js": (bytes, media type)}``.
+
+    Files of other types (none are shipped) are left out.
+    """
+    files: dict[str, tuple[bytes, str]] = {}
+    pending = [(resources.files("vpr.serve").joinpath("static"), "")]
+    while pending:
+        folder, prefix = pending.pop()
+        for entry in folder.iterdir():
+            name = prefix + entry.name
+            if entry.is_dir():
+                pending.append((entry, name + "/"))
+                continue
+            media_type = next((kind for ending, kind in MEDIA_TYPES.items()
+                               if entry.name.endswith(ending)), None)
+            if media_type is not None:
+                files[name] = (entry.read_bytes(), media_type)
+    return files
