@@ -79,7 +79,10 @@ def _schema_of(dataclass: type, name: str, leading: dict[str, Any] | None = None
 
 MatchOut = _schema_of(Match, "Match", leading={"id": (int | None, Field(
     description="the match's item number in the index: GET /thumbnail/{id} shows it"))})
-LocateOut = _schema_of(LocateResult, "LocateResult", matches=(list[MatchOut], ...))
+LocateOut = _schema_of(LocateResult, "LocateResult", matches=(list[MatchOut], ...), leading={
+    "location": (dict[str, float | None] | None, Field(
+        None, description="latitude, longitude, utm_east, utm_north; null when unknown")),
+    "reason": (str | None, Field(None, description="why the location is unknown"))})
 
 
 class BatchErrorDetail(BaseModel):
@@ -156,6 +159,7 @@ def create_app(
     read_timeout: float | None = DEFAULT_READ_TIMEOUT_S,
     max_batch: int = 1,
     batch_window_ms: float = 0.0,
+    rerank: dict[str, Any] | None = None,
 ) -> FastAPI:
     """Loads the index and its model once and returns the service's app.
 
@@ -176,6 +180,7 @@ def create_app(
         max_batch: the most concurrent requests described in one forward pass (1: one
             request at a time, each alone).
         batch_window_ms: how long a request waits for others to share its forward pass.
+        rerank: re-ranking settings (`vpr.rerank.options.rerank_settings`), or None.
 
     Raises:
         LocationIndexError: the index or its checkpoint cannot be used.
@@ -194,7 +199,8 @@ def create_app(
     if read_timeout is not None and read_timeout <= 0:
         raise ValueError(f"read_timeout must be positive, got {read_timeout}")
     locator = Locator(index_path, ckpt_path=ckpt_path, radius_m=radius_m, device=device,
-                      nprobe=nprobe, max_batch=max_batch, batch_window_ms=batch_window_ms)
+                      nprobe=nprobe, max_batch=max_batch, batch_window_ms=batch_window_ms,
+                      rerank=rerank)
     model_size = locator.index.meta["model"].get("image_size")
     decoder = UploadDecoder(tuple(model_size) if model_size else None, max_pixels=max_pixels,
                             max_decodes=max_decodes)

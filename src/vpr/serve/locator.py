@@ -31,6 +31,7 @@ from vpr.locate.predict import (
     locate_descriptors,
     prior_ids,
 )
+from vpr.rerank.options import build_reranker
 from vpr.serve.batching import Batcher
 
 logger = logging.getLogger(__name__)
@@ -57,17 +58,19 @@ class Locator:
         nprobe: lists visited per query, for ivf/ivfpq indexes (default: as built).
         max_batch: the most requests described in one forward pass (1: one at a time).
         batch_window_ms: how long a request waits for others to share its forward pass.
+        rerank: re-ranking settings (`vpr.rerank.options.rerank_settings`), or None.
     """
 
     def __init__(self, index_path: str | Path, ckpt_path: str | Path | None = None,
                  radius_m: float = DEFAULT_RADIUS_M, device: str = "auto",
                  nprobe: int | None = None, max_batch: int = 1,
-                 batch_window_ms: float = 0.0) -> None:
+                 batch_window_ms: float = 0.0, rerank: dict[str, Any] | None = None) -> None:
         self.index = LocationIndex.load(index_path, nprobe=nprobe)
         self.device = resolve_device(device)
         self.radius_m = radius_m
         logger.info("Loading the model of %s", self.index)
         self.model = self.index.load_model(ckpt_path)
+        self.reranker = build_reranker(rerank, self.model) if rerank else None
         self._lock = threading.Lock()
         self._workdir = tempfile.TemporaryDirectory(prefix="vpr-serve-")
         self.enlarged = functools.lru_cache(maxsize=ENLARGED_CACHED)(
@@ -112,7 +115,8 @@ class Locator:
             groups.setdefault(jobs[number][1:], []).append(row)
         for (top_k, prior), rows in groups.items():
             results = locate_descriptors(descriptors[rows], [paths[row] for row in rows],
-                                         self.index, top_k, self.radius_m, prior)
+                                         self.index, top_k, self.radius_m, prior,
+                                         self.reranker)
             for row, result in zip(rows, results):
                 outcomes[wanted[row]] = [result]
         return outcomes
@@ -137,7 +141,7 @@ class Locator:
                 with self._lock:
                     results = locate(name, self.index, top_k=top_k, radius_m=self.radius_m,
                                      device=self.device, model=self.model, batch_size=1,
-                                     prior=prior)
+                                     prior=prior, reranker=self.reranker)
         finally:
             Path(name).unlink(missing_ok=True)
         output = []
