@@ -112,6 +112,9 @@ def run(args: argparse.Namespace) -> int:
     cluster_radius = resolve_radius_options(args)
     prior = read_geo_prior(args)
     index = LocationIndex.load(args.index, nprobe=args.nprobe)
+    from vpr.locate.predict import prior_ids
+
+    prior_ids(index, prior)  # no image near the fix: say so before loading the model
     model = index.load_model(model_file_of_index(index, args))
     settings = rerank_settings(args)
     reranker = build_reranker(settings, model) if settings else None
