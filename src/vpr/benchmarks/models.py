@@ -61,7 +61,7 @@ def load_checkpoint_model(path: str | Path) -> BenchmarkModel:
                           image_size=tuple(size) if size else None)
 
 
-def load_published_model(name: str, weights: str | Path) -> BenchmarkModel:
+def load_published_model(name: str, weights: str | Path | None) -> BenchmarkModel:
     """A named published model with its authors' weights (`vpr.models.pretrained`).
 
     The one adapter to the published-model loader (``load_published(name, weights)`` ->
@@ -78,6 +78,11 @@ def load_published_model(name: str, weights: str | Path) -> BenchmarkModel:
             "(no vpr.models.pretrained.load); benchmark your own checkpoints with --ckpt_path"
         ) from None
     module, preprocessing = load_published(name, weights)
+    if weights is None:  # the model's registered source
+        from vpr.models.pretrained import get_published_model
+        from vpr.models.pretrained.load import default_weights
+
+        weights = default_weights(get_published_model(name))
     path = Path(weights)
     if not path.is_file():  # an hf:ORG/REPO spec: hash the file it resolved to
         from vpr.models.pretrained.hub import resolve_weights
