@@ -325,12 +325,15 @@ def _truncated_state_dict(path: Path) -> Path:
 
 
 @pytest.mark.parametrize(("kind", "expected"), [("text", "a text file"),
+                                                ("empty", "an empty file"),
                                                 ("truncated", "truncated")])
 def test_an_unreadable_pretrained_file_says_what_it_is(kind, expected, tiny_train,
                                                        tiny_retrieval, tmp_path, capsys):
     weights = tmp_path / "weights.pth"
     if kind == "text":
         weights.write_text("these are not weights\n")
+    elif kind == "empty":
+        weights.write_bytes(b"")
     else:
         _truncated_state_dict(weights)
     args = _train_args(tiny_train, tiny_retrieval, tmp_path / "logs", "run")
