@@ -40,6 +40,7 @@ KINDS: dict[str, list[str]] = {
         "tests/test_fast_pipeline.py::test_unusual_modes_become_rgb_uint8",
         "tests/test_device_decode.py::test_a_failed_batch_call_is_retried_image_by_image",
         "tests/test_device_decode.py::test_an_undecodable_jpeg_is_named",
+        "tests/test_device_decode.py::test_the_reader_checks_files_first",
     ],
     "bad file names and dataset folders": [
         "tests/test_geotag.py::test_bad_names_are_named_in_the_error",
