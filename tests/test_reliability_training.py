@@ -148,7 +148,8 @@ def test_a_full_disk_keeps_the_previous_checkpoint_and_says_so(tmp_path, mounts)
 
 # ---- 6. a failed start does not claim its name ----------------------------------------------
 
-@pytest.mark.parametrize("bad", [["--batch_size", "-4"], ["--lr", "-1"], ["--max_epochs", "0"]])
+@pytest.mark.parametrize("bad", [["--batch_size", "-4"], ["--lr", "-1"], ["--max_epochs", "0"],
+                                 ["--num_workers", "-1"], ["--positive_dist_threshold", "0"]])
 def test_invalid_values_are_refused_before_the_run_folder_is_made(bad, tiny_train,
                                                                   tiny_retrieval, tmp_path,
                                                                   capsys):
