@@ -9,6 +9,7 @@ Usage::
 
     PYTHONPATH=src python bench/reliability_counts.py          # print the table's rows
     PYTHONPATH=src python bench/reliability_counts.py --check  # exit 1 if the doc disagrees
+    PYTHONPATH=src python bench/reliability_counts.py --write  # put the counts in the doc
 """
 
 from __future__ import annotations
@@ -204,16 +205,31 @@ def cited_node_ids(markdown: str) -> set[str]:
     return set(re.findall(r"`(tests/[\w/.]+\.py::test_\w+)`", markdown))
 
 
+def with_counts(markdown: str, counts: dict[str, int]) -> str:
+    """The document with each kind's count in the summary table replaced by ``counts``."""
+    head, rest = markdown.split(TABLE_TITLE, 1)
+    section, sep, tail = rest.partition("\n## ")
+    for kind, n in counts.items():
+        section = re.sub(rf"^\| {re.escape(kind)} \| \d+ \|", f"| {kind} | {n} |", section,
+                         flags=re.MULTILINE)
+    return head + TABLE_TITLE + section + sep + tail
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true",
                         help="compare with docs/RELIABILITY.md; exit 1 on any difference")
+    parser.add_argument("--write", action="store_true",
+                        help="write the counts into the table of docs/RELIABILITY.md (a new kind "
+                             "needs its row added by hand first)")
     args = parser.parse_args()
     ids = collect()
     counts = count(ids)
     missing = unmatched(ids)
     for pattern in missing:
         print(f"matches no test: {pattern}", file=sys.stderr)
+    if args.write:
+        DOC.write_text(with_counts(DOC.read_text(), counts))
     if not args.check:
         for kind, n in counts.items():
             print(f"| {kind} | {n} |")

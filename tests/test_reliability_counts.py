@@ -40,6 +40,9 @@ def test_table_parsing_reads_kind_and_count():
             "| --- | --- | --- | --- |\n| a kind | 12 | p | `t.py` |\n| other | 3 | q | r |\n"
             "\n## Next\n\n| a kind | 99 | not this table | |\n")
     assert counts.table_counts(page) == {"a kind": 12, "other": 3}
+    rewritten = counts.with_counts(page, {"a kind": 5, "other": 3})
+    assert counts.table_counts(rewritten) == {"a kind": 5, "other": 3}
+    assert rewritten.endswith("| a kind | 99 | not this table | |\n")
     assert counts.cited_tests("`tests/t.py::test_a`, `test_b` and `test_c[1]`") == {
         "test_a", "test_b"}
     assert counts.cited_node_ids("`tests/t.py::test_a`, `test_b`") == {"tests/t.py::test_a"}
