@@ -35,6 +35,7 @@ KINDS: dict[str, list[str]] = {
         "tests/test_hostile_input.py::test_evaluation_stops_before_work_and_names_the_file",
         "tests/test_hostile_input.py::test_training_skips_and_counts_a_truncated_image",
         "tests/test_hostile_input.py::test_unreadable_file_is_named",
+        "tests/test_hostile_input.py::test_a_permission_error_is_named_even_as_root",
         "tests/test_datasets.py::test_corrupt_training_image_is_skipped_and_counted",
         "tests/test_fast_pipeline.py::test_bad_files_are_named_before_decoding",
         "tests/test_fast_pipeline.py::test_fast_training_set_skips_and_counts_a_truncated_image",
