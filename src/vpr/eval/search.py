@@ -23,6 +23,9 @@ INDEX_KINDS = ("flat", "ivf", "hnsw", "ivfpq")
 METRICS = {"l2": faiss.METRIC_L2, "ip": faiss.METRIC_INNER_PRODUCT}
 # Rows added to an index per call: bounds the float32 copy made of a memory-mapped file.
 CHUNK_ROWS = 65536
+# How IVF indexes assign vectors and queries to lists: exact, or an HNSW graph of centres.
+COARSE_QUANTIZERS = ("flat", "hnsw")
+HNSW_COARSE_M = 32
 # k-means wants about 39 training points per centroid (faiss warns below that).
 POINTS_PER_CENTROID = 40
 
@@ -178,6 +181,10 @@ def set_search_params(index: Any, nprobe: int | None = None, efSearch: int | Non
     ivf = faiss.try_extract_index_ivf(index)
     if ivf is not None and nprobe is not None:
         ivf.nprobe = int(max(1, min(nprobe, ivf.nlist)))
+        quantizer = faiss.downcast_index(ivf.quantizer)
+        if hasattr(quantizer, "hnsw"):
+            # An HNSW coarse quantizer must look at more centres than the lists wanted.
+            quantizer.hnsw.efSearch = int(max(64, 2 * ivf.nprobe))
     if efSearch is not None:
         inner = index
         if isinstance(inner, faiss.IndexPreTransform):
@@ -202,6 +209,7 @@ def build_index(
     train_size: int | None = None,
     chunk_rows: int = CHUNK_ROWS,
     seed: int = 0,
+    coarse: str = "flat",
 ) -> Any:
     """Builds a faiss index of ``descriptors``, streaming them in chunks.
 
@@ -231,6 +239,9 @@ def build_index(
         train_size: rows sampled to train PCA / k-means / PQ (default: enough for them).
         chunk_rows: rows added per step.
         seed: seed of the training sample.
+        coarse: how ``ivf``/``ivfpq`` find a vector's nearest lists: ``flat`` (exact) or
+            ``hnsw`` (a graph of the list centres: adding 10M vectors to 16k lists then
+            costs minutes, not hours, for the same lists found nearly always).
 
     Returns:
         A trained faiss index holding all N descriptors (``index.ntotal``, ``index.d``).
@@ -243,6 +254,9 @@ def build_index(
         raise ValueError(f"unknown index kind {kind!r}; valid: {', '.join(INDEX_KINDS)}")
     if metric not in METRICS:
         raise ValueError(f"unknown metric {metric!r}; valid: {', '.join(METRICS)}")
+    if coarse not in COARSE_QUANTIZERS:
+        raise ValueError(f"unknown coarse quantizer {coarse!r}; valid: "
+                         f"{', '.join(COARSE_QUANTIZERS)}")
     data = _open_descriptors(descriptors)
     rows, dim = data.shape
     if rows == 0:
@@ -263,7 +277,8 @@ def build_index(
         if nlist > rows:
             raise ValueError(f"nlist={nlist} exceeds the {rows} descriptors to cluster")
         needed = nlist * POINTS_PER_CENTROID
-        quantizer = faiss.IndexFlat(out_dim, faiss_metric)
+        quantizer = (faiss.IndexHNSWFlat(out_dim, HNSW_COARSE_M, faiss_metric)
+                     if coarse == "hnsw" else faiss.IndexFlat(out_dim, faiss_metric))
         if kind == "ivf":
             inner = faiss.IndexIVFFlat(quantizer, out_dim, nlist, faiss_metric)
         else:
@@ -415,10 +430,15 @@ def save_index(index: Any, path: str | Path) -> None:
 
 
 def load_index(path: str | Path, nprobe: int | None = None,
-               efSearch: int | None = None) -> Any:
-    """Reads an index written by `save_index`, optionally changing its search parameters."""
+               efSearch: int | None = None, mmap: bool = False) -> Any:
+    """Reads an index written by `save_index`, optionally changing its search parameters.
+
+    ``mmap=True`` maps the inverted lists of ivf/ivfpq indexes from the file instead of
+    reading them (faiss's IO_FLAG_MMAP): a large index opens at once and its lists stay in
+    the page cache, outside the process's own memory, until searched.
+    """
     if not Path(path).is_file():
         raise FileNotFoundError(f"{path}: index file not found")
-    index = faiss.read_index(str(path))
+    index = faiss.read_index(str(path), faiss.IO_FLAG_MMAP if mmap else 0)
     set_search_params(index, nprobe=nprobe, efSearch=efSearch)
     return index
