@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from vpr.export.options import add_runtime_options, runtime_from_args
+
 INDEX_TYPES = ("flat", "ivf", "hnsw", "ivfpq")
 
 
@@ -18,6 +20,7 @@ def _add_extraction_options(parser: argparse.ArgumentParser) -> None:
                         help="32, 16-mixed, bf16-mixed or auto (default: auto = bf16 where the "
                              "GPU or CPU computes it natively, else 32)")
     parser.add_argument("--no_progress_bar", action="store_true", help="disable progress bars")
+    add_runtime_options(parser)
 
 
 def add_parser(subparsers) -> None:
@@ -87,6 +90,7 @@ def run(args: argparse.Namespace) -> int:
             batch_size=args.batch_size, num_workers=args.num_workers, device=args.device,
             precision=args.precision, overwrite=args.overwrite,
             progress=not args.no_progress_bar, index_options=options,
+            runtime=runtime_from_args(args),
         )
         print(f"Built {index}")
         return 0
@@ -94,7 +98,8 @@ def run(args: argparse.Namespace) -> int:
     if command == "add":
         added = index.add(args.images, ckpt_path=args.ckpt_path, batch_size=args.batch_size,
                           num_workers=args.num_workers, device=args.device,
-                          precision=args.precision, progress=not args.no_progress_bar)
+                          precision=args.precision, progress=not args.no_progress_bar,
+                          runtime=runtime_from_args(args))
         print(f"Added {added} images: {index}")
         return 0
     model = index.meta["model"]
@@ -102,6 +107,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"checkpoint: {model['checkpoint']} (sha256 {model['sha256'][:16]}...)")
     print(f"model: {model['hparams'].get('backbone')} + {model['hparams'].get('agg_arch')}, "
           f"{model['descriptors_dim']}-D, image size {model['image_size'] or 'native'}")
+    runtime = model.get("runtime") or {"name": "torch"}
+    print(f"descriptors by {runtime['name']}" + (f" ({runtime['model']})" if
+                                                  runtime["name"] == "onnx" else ""))
     print(f"built with vpr {index.meta['vpr_version']} on {index.meta['created']}, "
           f"updated {index.meta['updated']}")
     return 0

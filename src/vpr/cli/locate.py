@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from vpr.export.options import add_runtime_options, runtime_from_args
+
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -35,6 +37,7 @@ def add_parser(subparsers) -> None:
                         help="cpu, cuda... or auto (default: auto)")
     parser.add_argument("--nprobe", type=int, default=None,
                         help="ivf/ivfpq indexes: lists visited per query (default: as built)")
+    add_runtime_options(parser)
     parser.set_defaults(func=run)
 
 
@@ -75,8 +78,9 @@ def run(args: argparse.Namespace) -> int:
     from vpr.locate import LocationIndex, locate
 
     index = LocationIndex.load(args.index, nprobe=args.nprobe)
+    model = index.load_model(args.ckpt_path, runtime=runtime_from_args(args))
     results = locate(_photos(args.photos), index, top_k=args.top_k, radius_m=args.radius,
-                     ckpt_path=args.ckpt_path, batch_size=args.batch_size, device=args.device)
+                     batch_size=args.batch_size, device=args.device, model=model)
     if args.json:
         print(json.dumps([result.to_dict() for result in results], indent=2))
     else:

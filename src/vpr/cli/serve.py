@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import logging
 
+from vpr.export.options import add_runtime_options, runtime_from_args
+
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -35,6 +37,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--log_level", default="info",
                         choices=("debug", "info", "warning", "error"),
                         help="server log level; debug also logs each request (default: info)")
+    add_runtime_options(parser)
     parser.set_defaults(func=run)
 
 
@@ -49,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
                         format="%(levelname)s: %(message)s")
     app = create_app(args.index, ckpt_path=args.ckpt_path, top_k=args.top_k,
                      radius_m=args.radius, max_upload_mb=args.max_upload_mb,
-                     device=args.device, nprobe=args.nprobe)
+                     device=args.device, nprobe=args.nprobe, runtime=runtime_from_args(args))
     try:
         serve(app, host=args.host, port=args.port, log_level=args.log_level)
     except OSError as error:  # e.g. port already in use

@@ -37,6 +37,7 @@ def export_onnx(source: ExportSource, path: str | Path, opset: int = OPSET) -> P
             # The legacy exporter announces its own deprecation on every call.
             warnings.simplefilter("ignore", category=DeprecationWarning)
             warnings.simplefilter("ignore", category=FutureWarning)
+            warnings.simplefilter("ignore", category=torch.jit.TracerWarning)
             torch.onnx.export(
                 source.model, (example,), str(temporary), dynamo=False,
                 input_names=[INPUT_NAME], output_names=[OUTPUT_NAME], opset_version=opset,
@@ -74,6 +75,8 @@ def export_torchscript(source: ExportSource, path: str | Path) -> Path:
         with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore", category=DeprecationWarning)
             warnings.simplefilter("ignore", category=FutureWarning)
+            # The aggregators' shape check reads tensor sizes in Python: a warning only.
+            warnings.simplefilter("ignore", category=torch.jit.TracerWarning)
             traced = torch.jit.trace(source.model, (example,), check_trace=False)
             traced.save(str(temporary))
         os.replace(temporary, path)

@@ -122,5 +122,9 @@ def onnx_runner(path: str | Path, threads: int | None = None) -> Callable:
 
 def torchscript_runner(path: str | Path) -> Callable:
     """A function: float images -> descriptors, by the TorchScript file ``path``."""
-    module = torch.jit.load(str(path), map_location="cpu").eval()
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", category=FutureWarning)  # "use torch.export"
+        module = torch.jit.load(str(path), map_location="cpu").eval()
     return lambda images: module(images).numpy()

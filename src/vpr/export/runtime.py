@@ -11,9 +11,7 @@ descriptors; a later command must describe photos the same way (`extractor_for_i
 
 from __future__ import annotations
 
-import argparse
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +19,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from vpr.export.options import RuntimeChoice
 from vpr.export.sidecar import ExportError, file_sha256, read_sidecar
-
-RUNTIMES = ("auto", "torch", "onnx")
 
 
 def cpu_threads() -> int:
@@ -88,38 +85,7 @@ class OnnxExtractor(nn.Module):
                 "quantization": (self.sidecar.get("quantization") or {}).get("type")}
 
 
-# ---- the command-line options, and choosing a runtime
-
-
-@dataclass(frozen=True)
-class RuntimeChoice:
-    """What the user asked for: ``auto``/``torch``/``onnx`` and an exported model, if any."""
-
-    name: str = "auto"
-    onnx_model: Path | None = None
-    threads: int | None = None
-
-
-def add_runtime_options(parser: argparse.ArgumentParser) -> None:
-    """Adds --runtime, --onnx_model and --onnx_threads (index build/add, locate, serve)."""
-    parser.add_argument(
-        "--runtime", choices=RUNTIMES, default="auto",
-        help="what computes descriptors: torch (the checkpoint), onnx (an exported model, "
-             "ONNX Runtime on the CPU), or auto (default: onnx when an exported model is "
-             "given or recorded in the index and the device is the CPU, else torch)")
-    parser.add_argument(
-        "--onnx_model", type=Path, default=None,
-        help="a .onnx file of `vpr export` made from the index's checkpoint (for index add, "
-             "locate, serve: where the index's exported model is now, if it moved)")
-    parser.add_argument("--onnx_threads", type=int, default=None,
-                        help="ONNX Runtime threads (default: every core)")
-
-
-def runtime_from_args(args: argparse.Namespace) -> RuntimeChoice:
-    """The `RuntimeChoice` of the options `add_runtime_options` added."""
-    return RuntimeChoice(name=getattr(args, "runtime", "auto"),
-                         onnx_model=getattr(args, "onnx_model", None),
-                         threads=getattr(args, "onnx_threads", None))
+# ---- choosing the extractor of an index
 
 
 def _wants_onnx(choice: RuntimeChoice, has_model: bool, device: str) -> bool:
@@ -157,6 +123,9 @@ def extractor_for_build(choice: RuntimeChoice | None, module: nn.Module,
         raise ExportError(
             f"{choice.onnx_model} was exported from {source.get('checkpoint')}, not from "
             f"{model_meta['checkpoint']} (sha256 differs): export this checkpoint")
+    # The graph's input size is the size the index's images are read at (it can differ from
+    # the checkpoint's when exported with --image_size, and is set when that was native).
+    model_meta["image_size"] = list(extractor.image_size)
     return extractor, extractor.identity()
 
 

@@ -277,6 +277,7 @@ class LocationIndex:
         overwrite: bool = False,
         progress: bool = False,
         index_options: dict[str, Any] | None = None,
+        runtime: Any = None,
     ) -> LocationIndex:
         """Describes every database image once and saves the index folder ``out``.
 
@@ -293,6 +294,8 @@ class LocationIndex:
             overwrite: replace an existing ``out`` (otherwise an error).
             progress: show a progress bar.
             index_options: more `build_index` options (nlist, m, nprobe, pca_dim, ...).
+            runtime: a `vpr.export.runtime.RuntimeChoice` (torch or an exported ONNX model);
+                None: torch. The index records it, so later photos are described alike.
 
         Raises:
             LocationIndexError: ``out`` exists and ``overwrite`` is False.
@@ -321,6 +324,10 @@ class LocationIndex:
             else [],
             "images": records,
         }
+        from vpr.export.runtime import extractor_for_build
+
+        module, meta["model"]["runtime"] = extractor_for_build(runtime, module, meta["model"],
+                                                               resolve_device(device))
         temporary = _temporary_folder(out)
         try:
             logger.info("Describing %d images with %s", len(paths), ckpt_path)
@@ -346,6 +353,7 @@ class LocationIndex:
         device: str = "auto",
         precision: str | None = "auto",
         progress: bool = False,
+        runtime: Any = None,
     ) -> int:
         """Adds images to the index on disk (and to this object); existing ones are kept.
 
@@ -357,6 +365,7 @@ class LocationIndex:
             ckpt_path: the checkpoint to describe them with; it must be the one the index
                 was built with (same sha256). Default: the path recorded in the index.
             batch_size, num_workers, device, precision, progress: as in `build`.
+            runtime: a `vpr.export.runtime.RuntimeChoice`; must agree with the index's.
 
         Returns:
             The number of images added.
@@ -370,7 +379,7 @@ class LocationIndex:
             logger.info("No new image to add to %s", self.path)
             return 0
         records = image_records(paths)
-        module = self.load_model(ckpt_path)
+        module = self.load_model(ckpt_path, runtime=runtime)
         old_count = len(self)
         temporary = _temporary_folder(self.path)
         try:
@@ -410,15 +419,23 @@ class LocationIndex:
 
     # ---- the model
 
-    def load_model(self, ckpt_path: str | Path | None = None):
+    def load_model(self, ckpt_path: str | Path | None = None, runtime: Any = None):
         """The model that made this index's descriptors, checked by sha256.
 
         Args:
             ckpt_path: where the checkpoint is now (default: the path recorded at build).
+            runtime: a `vpr.export.runtime.RuntimeChoice`; an index built with an exported
+                ONNX model gets that model (checked by sha256), not the checkpoint.
 
         Raises:
             LocationIndexError: the file is not the checkpoint the index was built with.
+            ExportError: a runtime or exported model other than the index's.
         """
+        from vpr.export.runtime import extractor_for_index
+
+        extractor = extractor_for_index(runtime, self.meta["model"], self.path)
+        if extractor is not None:
+            return extractor
         recorded = self.meta["model"]
         path = Path(ckpt_path or recorded["checkpoint"])
         if not path.is_file():

@@ -114,6 +114,7 @@ def create_app(
     max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB,
     device: str = "auto",
     nprobe: int | None = None,
+    runtime: Any = None,
 ) -> FastAPI:
     """Loads the index and its model once and returns the service's app.
 
@@ -125,6 +126,7 @@ def create_app(
         max_upload_mb: the largest photo accepted, in MiB (larger: 413).
         device: ``cpu``, ``cuda``... or ``auto``.
         nprobe: lists visited per query, for ivf/ivfpq indexes (default: as built).
+        runtime: a `vpr.export.runtime.RuntimeChoice` (torch, or the index's ONNX model).
 
     Raises:
         LocationIndexError: the index or its checkpoint cannot be used.
@@ -136,7 +138,7 @@ def create_app(
         raise ValueError(f"max_upload_mb must be positive, got {max_upload_mb}")
     max_upload_bytes = int(max_upload_mb * 2**20)
     locator = Locator(index_path, ckpt_path=ckpt_path, radius_m=radius_m, device=device,
-                      nprobe=nprobe)
+                      nprobe=nprobe, runtime=runtime)
     page = render_page(len(locator), top_k, MAX_TOP_K, max_upload_bytes)
 
     @asynccontextmanager

@@ -42,16 +42,17 @@ class Locator:
         radius_m: matches within this distance form a cluster.
         device: ``cpu``, ``cuda``... or ``auto``.
         nprobe: lists visited per query, for ivf/ivfpq indexes (default: as built).
+        runtime: a `vpr.export.runtime.RuntimeChoice` (torch, or the index's ONNX model).
     """
 
     def __init__(self, index_path: str | Path, ckpt_path: str | Path | None = None,
                  radius_m: float = DEFAULT_RADIUS_M, device: str = "auto",
-                 nprobe: int | None = None) -> None:
+                 nprobe: int | None = None, runtime: Any = None) -> None:
         self.index = LocationIndex.load(index_path, nprobe=nprobe)
         self.device = resolve_device(device)
         self.radius_m = radius_m
         logger.info("Loading the model of %s", self.index)
-        self.model = self.index.load_model(ckpt_path)
+        self.model = self.index.load_model(ckpt_path, runtime=runtime)
         # Item number of each indexed path: the ids that /thumbnail/{id} accepts.
         self.item_of_path = {path: item for item, path in enumerate(self.index.paths)}
         self._lock = threading.Lock()
