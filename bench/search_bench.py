@@ -57,8 +57,9 @@ CONFIGS = [
 FAST_CONFIGS = [
     ("flat (exact)", {"kind": "flat"}, [{}]),
     ("ivf nlist=1024", {"kind": "ivf", "nlist": 1024}, [{"nprobe": 8}]),
-    ("ivf nlist=4096", {"kind": "ivf", "nlist": 4096}, [{"nprobe": 4}, {"nprobe": 8},
-                                                        {"nprobe": 16}]),
+    # k-means on 25 points per list rather than 40: a quarter of the training time.
+    ("ivf nlist=4096", {"kind": "ivf", "nlist": 4096, "train_size": 102_400},
+     [{"nprobe": 4}, {"nprobe": 8}, {"nprobe": 16}]),
 ]
 CONFIG_SETS = {"default": CONFIGS, "fast": FAST_CONFIGS}
 # Index settings of the peak-RSS runs (the default nlist, 4 sqrt(N), trains far longer).
@@ -310,7 +311,8 @@ def main() -> None:
 
         rss_lines = ["| indexing the memmapped file | peak RSS MiB | RSS after imports MiB | "
                      "descriptor file MiB | build s |", "|---|---:|---:|---:|---:|"]
-        for kind in ("ivfpq", "flat"):
+        # The fast comparison is about speed; the RSS runs belong to the full one.
+        for kind in ("ivfpq", "flat") if args.configs == "default" else ():
             figures = measure_rss(path, kind)
             line = (f"| {kind} | {figures['peak_rss_mib']:.0f} | "
                     f"{figures['rss_after_imports_mib']:.0f} | {file_mib:.0f} | "
