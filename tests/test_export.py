@@ -218,3 +218,22 @@ def test_errors_are_one_line(world, tmp_path, capsys):
          "--calibration_images", str(tmp_path / "empty")], capsys)
     assert "not available yet" in _one_line_error(
         ["export", "--model", "cosplace", "--out", out], capsys)
+
+
+def test_hnsw_coarse_quantizer_and_mapped_index(tmp_path):
+    from vpr.eval.search import build_index, load_index, save_index, search, search_index
+
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(16, 32)).astype(np.float32)
+    data = (centres[rng.integers(0, 16, 2000)] + 0.1 * rng.normal(size=(2000, 32))).astype(
+        np.float32)
+    queries = data[:50] + 0.01 * rng.normal(size=(50, 32)).astype(np.float32)
+    _, exact = search(data, queries, 1)
+    index = build_index(data, kind="ivf", nlist=16, nprobe=4, coarse="hnsw")
+    _, found = search_index(index, queries, 1)
+    assert (found[:, 0] == exact[:, 0]).mean() >= 0.9
+    save_index(index, tmp_path / "index.faiss")
+    mapped = load_index(tmp_path / "index.faiss", nprobe=4, mmap=True)
+    np.testing.assert_array_equal(search_index(mapped, queries, 1)[1], found)
+    with pytest.raises(ValueError, match="coarse"):
+        build_index(data, kind="ivf", nlist=16, coarse="graph")

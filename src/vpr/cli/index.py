@@ -49,6 +49,9 @@ def add_parser(subparsers) -> None:
                        help="ivf/ivfpq: inverted lists (default: about 4 sqrt(N))")
     build.add_argument("--nprobe", type=int, default=16,
                        help="ivf/ivfpq: lists visited per query (default: 16)")
+    build.add_argument("--coarse", choices=("flat", "hnsw"), default="flat",
+                       help="ivf/ivfpq: how vectors find their lists: flat (exact, default) "
+                            "or hnsw (a graph of the list centres; for 10M+ images)")
     build.add_argument("--pca_dim", type=int, default=None,
                        help="reduce descriptors to this dimension by PCA first (default: off)")
     build.add_argument("--overwrite", action="store_true", help="replace an existing --out")
@@ -85,6 +88,8 @@ def run(args: argparse.Namespace) -> int:
             options["nlist"] = args.nlist
         if args.pca_dim:
             options["pca_dim"] = args.pca_dim
+        if args.coarse != "flat":
+            options["coarse"] = args.coarse
         index = LocationIndex.build(
             args.out, args.ckpt_path, args.database, index_type=args.index_type,
             batch_size=args.batch_size, num_workers=args.num_workers, device=args.device,
