@@ -26,6 +26,8 @@ CHUNK_ROWS = 65536
 # How IVF indexes assign vectors and queries to lists: exact, or an HNSW graph of centres.
 COARSE_QUANTIZERS = ("flat", "hnsw")
 HNSW_COARSE_M = 32
+# Rows of a memmap read per step when re-ranking (see `rerank`).
+RERANK_ROWS = 4096
 # k-means wants about 39 training points per centroid (faiss warns below that).
 POINTS_PER_CENTROID = 40
 
@@ -364,8 +366,14 @@ def rerank(
     # Rows read once each, in file order: the cheapest access pattern for a memmap.
     unique = np.unique(candidates[valid])
     _advise_random(database_descriptors)
-    vectors = np.asarray(database_descriptors[unique], dtype=np.float32)
-    _release_pages(database_descriptors)
+    vectors = np.empty((len(unique), database_descriptors.shape[1]), np.float32)
+    # A few thousand rows at a time, pages released after each: the kernel maps pages
+    # around each row read (fault-around), so scattered rows of a large memmap would
+    # otherwise make most of the file resident in this process.
+    for start in range(0, len(unique), RERANK_ROWS):
+        vectors[start : start + RERANK_ROWS] = database_descriptors[
+            unique[start : start + RERANK_ROWS]]
+        _release_pages(database_descriptors)
     if len(unique) == 0:
         missing = np.inf if metric == "l2" else -np.inf
         return (np.full((len(queries), k), missing, np.float32),
