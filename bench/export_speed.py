@@ -71,6 +71,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=5.0,
                         help="timing per configuration and round")
+    parser.add_argument("--speed_only", action="store_true", help="skip the recall columns")
     parser.add_argument("--table", type=Path, default=None)
     args = parser.parse_args()
 
@@ -97,20 +98,21 @@ def main() -> None:
             for name, run in runs.items():
                 speeds[name].append(images_per_second(run, batch, args.seconds))
                 print(f"round {round_}: {name}: {speeds[name][-1]:.1f} images/s", flush=True)
+        tests = [] if args.speed_only else args.tests
         recalls = {name: {test: recall_of(run, args.data / test, source.image_size, source.mean,
-                                          source.std) for test in args.tests}
+                                          source.std) for test in tests}
                    for name, run in runs.items()}
 
     reference = statistics.median(speeds["PyTorch eager fp32"])
     onnx_fp32 = statistics.median(speeds["ONNX Runtime fp32"])
     header = ["runtime", "images/s (median)", "x eager fp32"]
-    for test in args.tests:
+    for test in tests:
         header += [f"{test} R@1", f"{test} R@5"]
     lines = ["| " + " | ".join(header) + " |", "|---" + "|---:" * (len(header) - 1) + "|"]
     for name in runs:
         speed = statistics.median(speeds[name])
         cells = [name, f"{speed:.1f}", f"{speed / reference:.2f}"]
-        for test in args.tests:
+        for test in tests:
             cells += [f"{recalls[name][test][1]:.1f}", f"{recalls[name][test][5]:.1f}"]
         lines.append("| " + " | ".join(cells) + " |")
     int8 = statistics.median(speeds["ONNX Runtime int8 (static, QDQ)"])
