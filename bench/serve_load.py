@@ -11,6 +11,12 @@ ResNet-18 + ConvAP (the same speed as a trained one); the query photos are the c
 queries. Only loopback addresses are ever used.
 
     python bench/serve_load.py --requests 200 --concurrency 4
+
+With --big_uploads, every request sends the same maximum-size photo instead: a 16-bit RGBA
+PNG of about --big_megapixels (just under the server's pixel cap), and the server's peak
+resident memory (VmHWM of /proc/PID/status) is reported before and after the load:
+
+    python bench/serve_load.py --big_uploads --model_size 224x224 --requests 8 --concurrency 8
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import sys
 import tempfile
 import threading
 import time
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -43,14 +50,18 @@ def parse_size(text: str) -> tuple[int, int]:
     return int(width), int(height or width)
 
 
-def save_untrained_checkpoint(path: Path, seed: int = 0) -> Path:
-    """An untrained ResNet-18 + ConvAP checkpoint (no download: no pretrained weights)."""
+def save_untrained_checkpoint(path: Path, seed: int = 0,
+                              image_size: tuple[int, int] | None = None) -> Path:
+    """An untrained ResNet-18 + ConvAP checkpoint (no download: no pretrained weights).
+
+    ``image_size`` is (height, width) of the model's input; None: native-size images.
+    """
     import lightning
 
     from vpr.training.module import VPRModule
 
     lightning.seed_everything(seed, verbose=False)
-    module = VPRModule(pretrained="none")
+    module = VPRModule(pretrained="none", image_size=image_size)
     trainer = lightning.Trainer(max_epochs=0, logger=False, enable_checkpointing=False,
                                 enable_progress_bar=False, enable_model_summary=False)
     trainer.strategy.connect(module)
@@ -59,7 +70,8 @@ def save_untrained_checkpoint(path: Path, seed: int = 0) -> Path:
 
 
 def prepare_index(workdir: Path, image_size: tuple[int, int], ckpt: Path | None = None,
-                  seed: int = 0) -> tuple[Path, list[Path]]:
+                  seed: int = 0, model_size: tuple[int, int] | None = None
+                  ) -> tuple[Path, list[Path]]:
     """The synthetic city, a checkpoint and its index in ``workdir`` (made once, then reused).
 
     Returns:
@@ -74,13 +86,14 @@ def prepare_index(workdir: Path, image_size: tuple[int, int], ckpt: Path | None 
     print(f"Synthetic city in {city} (made once, about a minute)...", flush=True)
     generate_city(city, preset="tiny", seed=seed, image_size=image_size, progress=False)
     if ckpt is None:
-        ckpt = workdir / "untrained.ckpt"
+        suffix = f"_{model_size[0]}x{model_size[1]}" if model_size else ""
+        ckpt = workdir / f"untrained{suffix}.ckpt"
         if not ckpt.is_file():
-            save_untrained_checkpoint(ckpt, seed)
+            save_untrained_checkpoint(ckpt, seed, model_size)
     images = list_images(city)
     database = [path for path in images if "queries" not in path.parts]
     queries = [path for path in images if "queries" in path.parts]
-    index_path = workdir / f"index_{city.name}"
+    index_path = workdir / f"index_{city.name}_{ckpt.stem}"
     try:
         index = LocationIndex.load(index_path)
         fresh = index.meta["model"]["sha256"] == sha256_of(ckpt) and len(index) == len(database)
@@ -98,13 +111,48 @@ def free_loopback_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_server(index: Path, port: int, top_k: int, timeout_s: float = 180.0
-                 ) -> subprocess.Popen:
+def png_16bit_rgba(width: int, height: int) -> bytes:
+    """A 16-bit RGBA PNG (Pillow cannot write one): regular gradients, stored with PNG's
+    "Sub" filter so that they compress to a few MB while decoding to the full size."""
+    def chunk(kind: bytes, payload: bytes) -> bytes:
+        return (len(payload).to_bytes(4, "big") + kind + payload
+                + zlib.crc32(kind + payload).to_bytes(4, "big"))
+
+    columns = np.arange(width, dtype=np.uint32)
+    compressor = zlib.compressobj(6)
+    parts = []
+    for row in range(height):
+        pixels = np.empty((width, 4), dtype=">u2")
+        pixels[:, 0] = (columns * 8) % 65536
+        pixels[:, 1] = (row * 8) % 65536
+        pixels[:, 2] = ((columns + row) * 8) % 65536
+        pixels[:, 3] = 65535
+        raw = np.frombuffer(pixels.tobytes(), dtype=np.uint8)
+        filtered = raw.copy()
+        filtered[8:] = raw[8:] - raw[:-8]  # Sub: each byte minus the one a pixel earlier
+        parts.append(compressor.compress(b"\x01" + filtered.tobytes()))
+    parts.append(compressor.flush())
+    header = (width.to_bytes(4, "big") + height.to_bytes(4, "big")
+              + bytes([16, 6, 0, 0, 0]))  # depth 16, colour type 6 (RGBA)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", b"".join(parts))
+            + chunk(b"IEND", b""))
+
+
+def peak_rss_mib(pid: int) -> float:
+    """The peak resident memory of a process so far (VmHWM), in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def start_server(index: Path, port: int, top_k: int, timeout_s: float = 180.0,
+                 extra: list[str] | None = None) -> subprocess.Popen:
     """`vpr serve` on 127.0.0.1:``port``, once /health answers."""
     process = subprocess.Popen(
         [sys.executable, "-c", SERVE_CODE, "serve", "--index", str(index), "--host",
          "127.0.0.1", "--port", str(port), "--top_k", str(top_k), "--device", "cpu",
-         "--log_level", "warning"])
+         "--log_level", "warning", *(extra or [])])
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -190,17 +238,39 @@ def main() -> None:
     parser.add_argument("--top_k", type=int, default=5, help="matches per photo (5)")
     parser.add_argument("--max_seconds", type=float, default=600.0,
                         help="stop sending after this long, whatever the count (600)")
+    parser.add_argument("--big_uploads", action="store_true",
+                        help="send one maximum-size 16-bit RGBA PNG in every request and "
+                             "report the server's peak memory")
+    parser.add_argument("--big_megapixels", type=float, default=39.9,
+                        help="--big_uploads: the PNG's size, in megapixels (default: 39.9, "
+                             "under the default --max_pixels of 40 M)")
+    parser.add_argument("--model_size", type=parse_size, default=None, metavar="WxH",
+                        help="input size of the untrained model (default: native-size "
+                             "images; give one for --big_uploads, as vpr trains models)")
+    parser.add_argument("--serve_args", default="",
+                        help="more `vpr serve` options, e.g. '--max_decodes 4'")
     args = parser.parse_args()
 
     if args.index is None:
         args.workdir.mkdir(parents=True, exist_ok=True)
-        index, queries = prepare_index(args.workdir, args.image_size, args.ckpt)
+        model_size = args.model_size[::-1] if args.model_size else None  # (height, width)
+        index, queries = prepare_index(args.workdir, args.image_size, args.ckpt,
+                                       model_size=model_size)
     else:
         index, queries = args.index, []
     paths = args.photos or queries
-    if not paths:
+    if not paths and not args.big_uploads:
         parser.error("no photos to send: pass --photos with --index")
     photos = [(path.name, path.read_bytes()) for path in paths]
+    if args.big_uploads:
+        width = int((args.big_megapixels * 1e6 * 4 / 3) ** 0.5)
+        height = int(args.big_megapixels * 1e6 // width)
+        big = png_16bit_rgba(width, height)
+        print(f"Upload: {width} x {height} 16-bit RGBA PNG ({width * height / 1e6:.1f} MP, "
+              f"{len(big) / 2**20:.1f} MiB)", flush=True)
+        warmup_photos, photos = photos[:1] or [("big.png", big)], [("big.png", big)]
+    else:
+        warmup_photos = photos
     from vpr.locate import LocationIndex
 
     indexed = LocationIndex.load(index)
@@ -209,15 +279,21 @@ def main() -> None:
     print(f"Machine: {machine()}", flush=True)
 
     port = free_loopback_port()
-    server = start_server(index, port, args.top_k)
+    server = start_server(index, port, args.top_k, extra=args.serve_args.split())
     url = f"http://127.0.0.1:{port}"
     try:
-        run_load(url, photos, args.warmup, 1, args.max_seconds)
+        run_load(url, warmup_photos, args.warmup, 1, args.max_seconds)
+        rss_before = peak_rss_mib(server.pid)
         latencies, statuses, wall = run_load(url, photos, args.requests, args.concurrency,
                                              args.max_seconds)
+        rss_after = peak_rss_mib(server.pid)
     finally:
         server.terminate()
-        server.wait(30)
+        try:
+            server.wait(30)
+        except subprocess.TimeoutExpired:  # still busy with requests the clients gave up on
+            server.kill()
+            server.wait(30)
     milliseconds = np.array(latencies) * 1000
     ok = sum(status == 200 for status in statuses)
     p50, p90, p99 = np.percentile(milliseconds, [50, 90, 99])
@@ -228,6 +304,8 @@ def main() -> None:
     print("|---:|---:|---:|---:|---:|---:|---:|---:|")
     print(f"| {len(statuses)} | {args.concurrency} | {ok} | {len(statuses) / wall:.1f} | "
           f"{p50:.0f} | {p90:.0f} | {p99:.0f} | {milliseconds.mean():.0f} |")
+    print(f"server peak RSS: {rss_before:.0f} MiB after warm-up, {rss_after:.0f} MiB after "
+          f"the load (statuses: {sorted(set(statuses))})")
 
 
 if __name__ == "__main__":

@@ -178,9 +178,12 @@ def test_round_trip_locates_a_database_image_at_its_place(built, world):
 
 def test_index_folder_contents_and_reload(built, world):
     folder = built.path
-    assert sorted(p.name for p in folder.iterdir()) == ["descriptors.npy", "index.faiss",
-                                                        "meta.json"]
-    meta = json.loads((folder / "meta.json").read_text())
+    # One version folder named by CURRENT (build made v-1, add v-2 and removed v-1).
+    assert sorted(p.name for p in folder.iterdir()) == [".lock", "CURRENT", "v-2"]
+    assert (folder / "CURRENT").read_text() == "v-2\n"
+    assert sorted(p.name for p in (folder / "v-2").iterdir()) == [
+        "descriptors.npy", "index.faiss", "meta.json"]
+    meta = json.loads((folder / "v-2" / "meta.json").read_text())
     assert meta["model"]["checkpoint"] == str(world["ckpt"].resolve())
     assert len(meta["model"]["sha256"]) == 64
     assert meta["model"]["hparams"]["agg_arch"] == "ConvAP"

@@ -186,7 +186,8 @@ def test_backbone_names_are_exact() -> None:
         build_backbone("resnet", pretrained="none")
     with pytest.raises(ValueError, match="layer2"):
         build_backbone("resnet18", pretrained="none", cut_after="layer1")
-    assert list_backbones() == ["resnet18", "resnet34", "resnet50", "resnet101", "resnet152"]
+    assert list_backbones()[:5] == ["resnet18", "resnet34", "resnet50", "resnet101", "resnet152"]
+    assert "dinov2_vitb14" in list_backbones() and "dinov2_vitb14_reg" in list_backbones()
 
 
 def test_backbone_missing_weights_file() -> None:

@@ -10,7 +10,7 @@ import sys
 
 # Each module has add_parser(subparsers) and run(args) -> int.
 SUBCOMMANDS = ("demo", "train", "test", "index", "locate", "serve", "data", "synth", "download",
-               "sweep", "report", "export")
+               "sweep", "report", "benchmark", "export")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -52,6 +52,18 @@ def run_guarded(func, args: argparse.Namespace) -> int:
         logging.getLogger("vpr").debug("error", exc_info=True)
         print(f"vpr: error: {error}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("vpr: interrupted", file=sys.stderr)
+    except OSError as error:
+        # A read-only, full or forbidden output folder is the user's to fix: one line.
+        from vpr.utils.disk import disk_fault_message
+
+        message = disk_fault_message(error)
+        if message is None:
+            raise
+        logging.getLogger("vpr").debug("error", exc_info=True)
+        print(f"vpr: error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt as interrupt:
+        # TrainingInterrupted carries the command that resumes the run.
+        resume = f"; resume with: {interrupt}" if str(interrupt) else ""
+        print(f"vpr: interrupted{resume}", file=sys.stderr)
         return 130

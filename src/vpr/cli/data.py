@@ -1,4 +1,4 @@
-"""`vpr data`: check, analyse and import your own datasets (check / stats / import)."""
+"""`vpr data`: check, analyse, import your own datasets and convert benchmarks."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ def add_parser(subparsers) -> None:
     _add_check(actions)
     _add_stats(actions)
     _add_import(actions)
+    _add_convert(actions)
     parser.set_defaults(func=run, data_command=None)
 
 
@@ -114,10 +115,41 @@ def _add_import(actions) -> None:
     parser.add_argument("--no_progress_bar", action="store_true", help="disable progress bars")
 
 
+def _add_convert(actions) -> None:
+    parser = actions.add_parser(
+        "convert", help="convert a standard benchmark's raw download into a test set folder",
+        description="Convert the raw download of a standard benchmark (Pittsburgh, Tokyo 24/7, "
+                    "MSLS, Nordland, St Lucia, SVOX...) into --out/database and --out/queries "
+                    "with @-names, plus ground_truth.json where positives are not a distance "
+                    "and vpr_dataset.json (protocol, counts, file list hash). Images are "
+                    "hard-linked (symlinked across filesystems; --copy copies). A rerun skips "
+                    "and checks what is already there. See docs/DATA.md for each raw layout.",
+    )
+    # No import of the converters here: building the parser must stay cheap (no torch).
+    parser.add_argument("name", metavar="NAME",
+                        help="the benchmark protocol, e.g. pitts30k_test, tokyo247, "
+                             "msls_val_740, nordland (all: vpr benchmark --list)")
+    parser.add_argument("raw", type=Path, metavar="RAW_DIR", help="the raw download (only read)")
+    parser.add_argument("--out", type=Path, required=True, help="the test set folder to write")
+    parser.add_argument("--copy", action="store_true",
+                        help="copy the images instead of linking them")
+    parser.add_argument("--no_progress_bar", action="store_true", help="disable progress bars")
+
+
+def run_convert(args: argparse.Namespace) -> int:
+    from vpr.datatools.convert import convert_dataset
+
+    report = convert_dataset(args.name, args.raw, args.out, copy=args.copy,
+                             progress=not args.no_progress_bar)
+    print(report.summary())
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
-    handlers = {"check": run_check, "stats": run_stats, "import": run_import}
+    handlers = {"check": run_check, "stats": run_stats, "import": run_import,
+                "convert": run_convert}
     if args.data_command is None:
-        print("vpr data: choose an action: check, stats or import (vpr data --help)",
+        print("vpr data: choose an action: check, stats, import or convert (vpr data --help)",
               file=sys.stderr)
         return 2
     return handlers[args.data_command](args)
@@ -140,7 +172,9 @@ def run_check(args: argparse.Namespace) -> int:
 
 def run_stats(args: argparse.Namespace) -> int:
     from vpr.data.stats import write_stats
+    from vpr.utils.disk import check_writable
 
+    check_writable(args.out, "--out")  # a read-only or full disk fails before the analysis
     files = write_stats(args.dir, args.out, kind=args.kind,
                         positive_dist_threshold=args.positive_dist_threshold,
                         place=args.place, sample_size=args.sample_size)

@@ -4,6 +4,13 @@ from __future__ import annotations
 
 import argparse
 
+from vpr.cli.published import (
+    MOVED_WEIGHTS_HELP,
+    add_published_model_options,
+    image_size_of,
+    model_file_of_index,
+    published_choice,
+)
 from vpr.export.options import add_runtime_options, runtime_from_args
 
 INDEX_TYPES = ("flat", "ivf", "hnsw", "ivfpq")
@@ -20,7 +27,15 @@ def _add_extraction_options(parser: argparse.ArgumentParser) -> None:
                         help="32, 16-mixed, bf16-mixed or auto (default: auto = bf16 where the "
                              "GPU or CPU computes it natively, else 32)")
     parser.add_argument("--no_progress_bar", action="store_true", help="disable progress bars")
+    add_lock_options(parser)
     add_runtime_options(parser)
+
+
+def add_lock_options(parser: argparse.ArgumentParser) -> None:
+    """Options of commands that write an index: how long to wait for another writer."""
+    parser.add_argument("--lock_timeout", type=float, default=600.0,
+                        help="seconds to wait while another process writes the same index, "
+                             "then give up naming its pid (default: 600)")
 
 
 def add_parser(subparsers) -> None:
@@ -38,7 +53,8 @@ def add_parser(subparsers) -> None:
         description="Describe every image under --database with the model of --ckpt_path "
                     "and save the index folder --out (written atomically; an existing one is "
                     "replaced only with --overwrite).")
-    build.add_argument("--ckpt_path", required=True, help="a .ckpt file of vpr train")
+    build.add_argument("--ckpt_path", default=None,
+                       help="a .ckpt file of vpr train (or give a published --model)")
     build.add_argument("--database", required=True,
                        help="folder of @-named images (searched recursively)")
     build.add_argument("--out", required=True, help="the index folder to create")
@@ -55,7 +71,11 @@ def add_parser(subparsers) -> None:
     build.add_argument("--pca_dim", type=int, default=None,
                        help="reduce descriptors to this dimension by PCA first (default: off)")
     build.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    build.add_argument("--image_size", type=int, nargs="+", default=None, metavar="PX",
+                       help="--model only: resize images to H [W] pixels (default: the "
+                            "model's own size)")
     _add_extraction_options(build)
+    add_published_model_options(build)
 
     add = actions.add_parser(
         "add", help="add images to an index without recomputing the existing ones",
@@ -67,6 +87,7 @@ def add_parser(subparsers) -> None:
     add.add_argument("--ckpt_path", default=None,
                      help="the index's checkpoint, if it moved (checked by sha256)")
     _add_extraction_options(add)
+    add_published_model_options(add, weights_help=MOVED_WEIGHTS_HELP)
 
     info = actions.add_parser("info", help="summarise an index")
     info.add_argument("--index", required=True, help="the index folder")
@@ -75,6 +96,7 @@ def add_parser(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from vpr.locate.index import LocationIndex
+    from vpr.utils.disk import check_writable
     from vpr.utils.logs import setup_logging
 
     command = getattr(args, "index_command", None)
@@ -83,6 +105,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     setup_logging()
     if command == "build":
+        check_writable(args.out, "--out")  # a read-only or full disk fails before extraction
         options = {"nprobe": args.nprobe}
         if args.nlist:
             options["nlist"] = args.nlist
@@ -90,26 +113,35 @@ def run(args: argparse.Namespace) -> int:
             options["pca_dim"] = args.pca_dim
         if args.coarse != "flat":
             options["coarse"] = args.coarse
+        choice = published_choice(args)
+        if choice.weights and not choice.model:
+            raise ValueError("--weights needs --model NAME[:VARIANT] (the file's layout)")
         index = LocationIndex.build(
             args.out, args.ckpt_path, args.database, index_type=args.index_type,
             batch_size=args.batch_size, num_workers=args.num_workers, device=args.device,
             precision=args.precision, overwrite=args.overwrite,
             progress=not args.no_progress_bar, index_options=options,
-            runtime=runtime_from_args(args),
+            model=choice.model, weights=choice.weights, image_size=image_size_of(args),
+            lock_timeout=args.lock_timeout, runtime=runtime_from_args(args),
         )
         print(f"Built {index}")
         return 0
     index = LocationIndex.load(args.index)
     if command == "add":
-        added = index.add(args.images, ckpt_path=args.ckpt_path, batch_size=args.batch_size,
+        moved = model_file_of_index(index, args)
+        added = index.add(args.images, ckpt_path=moved, batch_size=args.batch_size,
                           num_workers=args.num_workers, device=args.device,
                           precision=args.precision, progress=not args.no_progress_bar,
-                          runtime=runtime_from_args(args))
+                          lock_timeout=args.lock_timeout, runtime=runtime_from_args(args))
         print(f"Added {added} images: {index}")
         return 0
     model = index.meta["model"]
     print(index)
-    print(f"checkpoint: {model['checkpoint']} (sha256 {model['sha256'][:16]}...)")
+    if model.get("published_model"):
+        print(f"published model: {model['published_model']}, weights {model['weights']} "
+              f"(from {model['weights_source']}, sha256 {model['sha256'][:16]}...)")
+    else:
+        print(f"checkpoint: {model['checkpoint']} (sha256 {model['sha256'][:16]}...)")
     print(f"model: {model['hparams'].get('backbone')} + {model['hparams'].get('agg_arch')}, "
           f"{model['descriptors_dim']}-D, image size {model['image_size'] or 'native'}")
     runtime = model.get("runtime") or {"name": "torch"}

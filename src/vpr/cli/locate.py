@@ -6,6 +6,11 @@ import argparse
 import json
 from pathlib import Path
 
+from vpr.cli.published import (
+    MOVED_WEIGHTS_HELP,
+    add_published_model_options,
+    model_file_of_index,
+)
 from vpr.export.options import add_runtime_options, runtime_from_args
 
 
@@ -31,6 +36,7 @@ def add_parser(subparsers) -> None:
                         help="write an image: each photo beside its matches")
     parser.add_argument("--ckpt_path", default=None,
                         help="the index's checkpoint, if it moved (checked by sha256)")
+    add_published_model_options(parser, weights_help=MOVED_WEIGHTS_HELP)
     parser.add_argument("--batch_size", type=int, default=32,
                         help="photos per forward pass (default: 32)")
     parser.add_argument("--device", default="auto",
@@ -76,9 +82,13 @@ def _format(result) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from vpr.locate import LocationIndex, locate
+    from vpr.utils.disk import check_writable
 
+    for flag, path in (("--map", args.map), ("--grid", args.grid)):
+        if path is not None:  # a read-only or full disk fails before the search
+            check_writable(Path(path).parent, f"folder of {flag}")
     index = LocationIndex.load(args.index, nprobe=args.nprobe)
-    model = index.load_model(args.ckpt_path, runtime=runtime_from_args(args))
+    model = index.load_model(model_file_of_index(index, args), runtime=runtime_from_args(args))
     results = locate(_photos(args.photos), index, top_k=args.top_k, radius_m=args.radius,
                      batch_size=args.batch_size, device=args.device, model=model)
     if args.json:

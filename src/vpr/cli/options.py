@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from vpr.cli.train_format import add_train_format_option
 from vpr.models.aggregators import list_aggregators
 from vpr.training.losses import list_losses, list_miners, parse_overrides
 
@@ -21,6 +22,9 @@ MODULE_DEFAULTS: dict[str, Any] = {
     "image_size": None,
     "agg_options": {},
     "pretrained": "imagenet",
+    "train_blocks": None,
+    "grad_checkpointing": False,
+    "vit_depth": None,
     "loss_name": "MultiSimilarityLoss",
     "loss_options": {},
     "miner_name": "MultiSimilarityMiner",
@@ -37,10 +41,12 @@ MODULE_DEFAULTS: dict[str, Any] = {
     "save_only_wrong_preds": False,
     "group_rule": "auto",
     "dist_thresholds": (10.0, 25.0, 50.0, 100.0),
+    "published_model": "",
 }
 
 # Options whose value must match the checkpoint: they define the network.
-ARCHITECTURE_KEYS = ("backbone", "agg_arch", "descriptors_dim", "agg_options")
+ARCHITECTURE_KEYS = ("backbone", "agg_arch", "descriptors_dim", "agg_options", "vit_depth",
+                     "published_model")
 
 
 def image_size(text: str) -> int:
@@ -68,7 +74,9 @@ def add_data_options(parser: argparse.ArgumentParser, *, need_train: bool) -> No
     group = parser.add_argument_group("data")
     group.add_argument("--train_path", type=str, default=None,
                        help="training set: folder tree of @-named images, one place id per note "
-                            "field (GSV-XS layout)" + ("" if need_train else "; ignored here"))
+                            "field (GSV-XS layout), or a GSV-Cities folder"
+                            + ("" if need_train else "; ignored here"))
+    add_train_format_option(group)
     group.add_argument("--val_path", type=str, default=None,
                        help="validation set folder with database/ and queries/")
     group.add_argument("--test_path", type=str, nargs="+", default=None,
@@ -113,9 +121,12 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     """Model, loss, miner and optimiser options (recorded in checkpoints)."""
     group = parser.add_argument_group("model")
     group.add_argument("--backbone", type=str, default=None,
-                       help="torchvision ResNet: resnet18|34|50|101|152" + _default("backbone"))
+                       help="torchvision ResNet (resnet18|34|50|101|152) or DINOv2 ViT "
+                            "(dinov2_vits14|vitb14|vitl14|vitg14, +_reg for registers)"
+                            + _default("backbone"))
     group.add_argument("--pretrained", type=str, default=None,
-                       help="backbone weights: imagenet, none, or a path to a .pth state dict"
+                       help="backbone weights: imagenet (ResNets), none, or a path to a "
+                            "weights file (.pth state dict; a DINOv2 *_pretrain.pth for a ViT)"
                             + _default("pretrained"))
     group.add_argument("--agg_arch", type=str, default=None,
                        help=f"aggregator, one of {', '.join(list_aggregators())}"

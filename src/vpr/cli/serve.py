@@ -5,6 +5,11 @@ from __future__ import annotations
 import argparse
 import logging
 
+from vpr.cli.published import (
+    MOVED_WEIGHTS_HELP,
+    add_published_model_options,
+    model_file_of_index,
+)
 from vpr.export.options import add_runtime_options, runtime_from_args
 
 
@@ -30,6 +35,7 @@ def add_parser(subparsers) -> None:
                         help="matches within this many metres form a cluster (default: 25)")
     parser.add_argument("--ckpt_path", default=None,
                         help="the index's checkpoint, if it moved (checked by sha256)")
+    add_published_model_options(parser, weights_help=MOVED_WEIGHTS_HELP)
     parser.add_argument("--device", default="auto",
                         help="cpu, cuda... or auto (default: auto)")
     parser.add_argument("--nprobe", type=int, default=None,
@@ -37,8 +43,26 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--log_level", default="info",
                         choices=("debug", "info", "warning", "error"),
                         help="server log level; debug also logs each request (default: info)")
+    add_limit_options(parser)
     add_runtime_options(parser)
     parser.set_defaults(func=run)
+
+
+def add_limit_options(parser: argparse.ArgumentParser) -> None:
+    """How much one request, and many at once, may cost the server."""
+    # The defaults of vpr.serve.decoding/timeouts/uploads, repeated here so that building
+    # the parser does not import the optional serving dependencies.
+    DEFAULT_MAX_DECODES, DEFAULT_MAX_PIXELS, DEFAULT_READ_TIMEOUT_S = 2, 40_000_000, 30.0
+    parser.add_argument("--max_decodes", type=int, default=DEFAULT_MAX_DECODES,
+                        help="uploads decoded at the same time; more wait (default: "
+                             f"{DEFAULT_MAX_DECODES}); bounds memory under many uploads")
+    parser.add_argument("--max_pixels", type=int, default=DEFAULT_MAX_PIXELS,
+                        help="largest image accepted, in pixels; larger get 422 undecoded "
+                             f"(default: {DEFAULT_MAX_PIXELS:,})")
+    parser.add_argument("--read_timeout", type=float, default=DEFAULT_READ_TIMEOUT_S,
+                        help="seconds a request's head, and then its body, may take to "
+                             f"arrive; slower clients get 408 (default: "
+                             f"{DEFAULT_READ_TIMEOUT_S:g})")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -50,9 +74,14 @@ def run(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=getattr(logging, args.log_level.upper()),
                         format="%(levelname)s: %(message)s")
-    app = create_app(args.index, ckpt_path=args.ckpt_path, top_k=args.top_k,
+    from vpr.locate import LocationIndex
+
+    moved = model_file_of_index(LocationIndex.load(args.index), args)
+    app = create_app(args.index, ckpt_path=moved, top_k=args.top_k,
                      radius_m=args.radius, max_upload_mb=args.max_upload_mb,
-                     device=args.device, nprobe=args.nprobe, runtime=runtime_from_args(args))
+                     device=args.device, nprobe=args.nprobe, max_decodes=args.max_decodes,
+                     max_pixels=args.max_pixels, read_timeout=args.read_timeout,
+                     runtime=runtime_from_args(args))
     try:
         serve(app, host=args.host, port=args.port, log_level=args.log_level)
     except OSError as error:  # e.g. port already in use

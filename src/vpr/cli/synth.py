@@ -78,10 +78,12 @@ def _summary(manifest: dict) -> str:
 def run(args: argparse.Namespace) -> int:
     """Generates the city and/or the preview; returns the exit code."""
     from vpr.data.synthetic import generate_city, write_preview
+    from vpr.utils.disk import check_writable
 
     if args.out is None and args.preview is None:
         raise ValueError("vpr synth needs --out DIR (to generate) and/or --preview PNG")
     if args.out is not None:
+        check_writable(args.out, "--out")  # a read-only or full disk fails before rendering
         manifest = generate_city(args.out, preset=args.preset, seed=args.seed,
                                  image_size=args.image_size,
                                  progress=not args.no_progress_bar, workers=args.workers)

@@ -5,20 +5,24 @@ from __future__ import annotations
 import argparse
 
 from vpr.cli.options import add_data_options, add_model_options, add_run_options
+from vpr.cli.published import add_published_model_options
 
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
         "test", help="evaluate a checkpoint by Recall@N on test sets (no training)",
-        description="Rebuild the model from the hyper-parameters stored in --ckpt_path and "
+        description="Rebuild the model from the hyper-parameters stored in --ckpt_path (or "
+                    "build the published --model with its --weights) and "
                     "report Recall@N on each --test_path. Model flags are optional; one that "
                     "contradicts the checkpoint is an error. Results are saved as JSON in the "
                     "run folder's results/.",
     )
-    parser.add_argument("--ckpt_path", type=str, required=True, help="a .ckpt file of vpr train")
+    parser.add_argument("--ckpt_path", type=str, default=None,
+                        help="a .ckpt file of vpr train (or give a published --model)")
     add_data_options(parser, need_train=False)
     add_model_options(parser)
     add_run_options(parser)
+    add_published_model_options(parser)
     parser.set_defaults(func=run)
 
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 
+from vpr.cli.backbone_options import add_backbone_training_options
 from vpr.cli.options import add_data_options, add_model_options, add_run_options
+from vpr.cli.published import add_published_model_options
 
 
 def add_parser(subparsers) -> None:
@@ -17,7 +19,9 @@ def add_parser(subparsers) -> None:
     )
     add_data_options(parser, need_train=True)
     add_model_options(parser)
+    add_backbone_training_options(parser)
     add_run_options(parser)
+    add_published_model_options(parser, train=True)
     parser.add_argument("--resume", type=str, default=None, metavar="CKPT",
                         help="continue a run from its checkpoint (e.g. .../last.ckpt), with "
                              "optimizer state and epoch count; 'auto' picks the newest valid "

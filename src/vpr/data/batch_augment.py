@@ -192,15 +192,19 @@ class InputTransform(nn.Module):
     Args:
         randaugment_ops: RandAugment operations per training image (0: none).
         channels_last: return the batch in channels-last memory format.
+        mean, std: the model's input normalisation (default: ImageNet's; a published model
+            carries its own).
     """
 
-    def __init__(self, randaugment_ops: int = 0, channels_last: bool = False) -> None:
+    def __init__(self, randaugment_ops: int = 0, channels_last: bool = False,
+                 mean: tuple[float, ...] = IMAGENET_MEAN,
+                 std: tuple[float, ...] = IMAGENET_STD) -> None:
         super().__init__()
         self.augment = BatchRandAugment(randaugment_ops) if randaugment_ops > 0 else None
         self.channels_last = channels_last
-        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1),
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1),
                              persistent=False)
-        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1),
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1),
                              persistent=False)
 
     def forward(self, images: torch.Tensor, augment: bool = False,

@@ -14,6 +14,7 @@ from torch.utils.data import Dataset
 
 from vpr.data.device_decode import cat_images, stack_images
 from vpr.data.geotag import parse_filename
+from vpr.data.ground_truth import positives_from_ground_truth, read_ground_truth
 from vpr.data.images import BadImageError, find_bad_images, list_images, open_rgb
 
 logger = logging.getLogger(__name__)
@@ -194,6 +195,11 @@ class RetrievalSet(Dataset):
         self.positives_per_query = positives_within(
             self.query_utm, self.database_utm, positive_dist_threshold
         )
+        # A benchmark whose positives are not a distance (Nordland's frame window) ships them.
+        self.ground_truth = read_ground_truth(self.root)
+        if self.ground_truth is not None:
+            self.positives_per_query = positives_from_ground_truth(
+                self.ground_truth, self.query_paths, self.database_paths, str(self.root))
         self.images_paths = self.database_paths + self.query_paths
         no_positive = sum(len(p) == 0 for p in self.positives_per_query)
         if no_positive:

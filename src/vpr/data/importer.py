@@ -4,6 +4,11 @@ Positions come from a CSV (``path,lat,lon[,place_id]``) or from the photos' EXIF
 latitude/longitude become UTM with the ``utm`` package. The user's files are only ever
 read: every photo is copied, nothing is moved, and an existing destination file stops the
 import before anything is written.
+
+Nothing outside the two folders is touched: a source (CSV row, symlink) that resolves
+outside the source folder is refused and listed, a file that is not a JPEG or PNG is listed
+and not copied, and a destination that would resolve outside ``--out`` (a field with a
+path separator, '..', NUL or another control character) is refused.
 """
 
 from __future__ import annotations
@@ -33,6 +38,8 @@ DATE_TIME_ORIGINAL = 0x9003
 
 # Characters that cannot sit inside one @-field of a file name.
 _FORBIDDEN = ("@", "/", "\\")
+# Formats imported: what the extensions of IMAGE_EXTENSIONS promise.
+_IMAGE_FORMATS = ("JPEG", "MPO", "PNG")  # MPO: the JPEG variant of many phone cameras
 
 
 class DataImportError(ValueError):
@@ -83,6 +90,27 @@ def _check_coordinates(latitude: float, longitude: float) -> str | None:
 def _check_place_id(place_id: str) -> str | None:
     if any(character in place_id for character in _FORBIDDEN):
         return f"place id {place_id!r} contains one of {' '.join(_FORBIDDEN)}"
+    if any(ord(character) < 32 or ord(character) == 127 for character in place_id):
+        return f"place id {place_id!r} contains a NUL or another control character"
+    if place_id in (".", ".."):
+        return f"place id {place_id!r} is not a name"
+    return None
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    """Whether ``path``, links and '..' resolved, lies in ``folder``."""
+    return path.resolve().is_relative_to(folder.resolve())
+
+
+def _not_an_image(path: Path) -> str | None:
+    """Why ``path`` is not a JPEG or PNG (from its content, not its name), or None."""
+    try:
+        with Image.open(path) as image:
+            found = image.format
+    except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as error:
+        return f"not an image ({type(error).__name__}: {error})"
+    if found not in _IMAGE_FORMATS:
+        return f"a {found} image, not JPEG or PNG"
     return None
 
 
@@ -207,13 +235,24 @@ def locations_from_csv(
                 for row in reader]
     locations, skipped = [], []
     for line, row in enumerate(rows, start=2):  # line 1 is the header
-        where = f"{csv_path}:{line} ({row['path']})"
+        where = f"{csv_path}:{line} ({row['path']!r})"
+        if "\x00" in row["path"]:
+            skipped.append(Skipped(where, "the path contains a NUL character"))
+            continue
+        # An absolute path replaces src here; _inside then refuses it unless it is in src.
         source = src / row["path"]
+        if row["path"] and not _inside(source, src):
+            skipped.append(Skipped(where, f"outside the source folder {src}; refused"))
+            continue
         if not row["path"] or not source.is_file():
             skipped.append(Skipped(where, f"file not found under {src}"))
             continue
         if source.suffix.lower() not in IMAGE_EXTENSIONS:
             skipped.append(Skipped(where, f"not one of {', '.join(IMAGE_EXTENSIONS)}"))
+            continue
+        reason = _not_an_image(source)
+        if reason:
+            skipped.append(Skipped(where, reason))
             continue
         try:
             latitude, longitude = float(row["lat"]), float(row["lon"])
@@ -242,6 +281,9 @@ def geotag_of(location: PhotoLocation) -> GeoTag:
     stem = location.source.stem
     for character in _FORBIDDEN:
         stem = stem.replace(character, "_")
+    # Control characters (newlines...) are legal in POSIX names but break listings and CSVs.
+    stem = "".join("_" if ord(character) < 32 or ord(character) == 127 else character
+                   for character in stem)
     return GeoTag(
         utm_east=float(east), utm_north=float(north), utm_zone_number=int(zone_number),
         utm_zone_letter=str(zone_letter), latitude=location.latitude,
@@ -273,10 +315,16 @@ def plan_import(
     for location in locations:
         reason = _check_coordinates(location.latitude, location.longitude)
         reason = reason or _check_place_id(location.place_id)
+        if not reason and not _inside(location.source, src):
+            # A symlink under src that points elsewhere: the user's other files stay private.
+            reason = f"resolves outside the source folder {src}; refused"
+        destination = None if reason else destination_of(location, src, dst)
+        if destination is not None and not _inside(destination, dst):
+            reason = f"its output name {destination.name!r} would leave --out {dst}; refused"
         if reason:
             skipped.append(Skipped(str(location.source), reason))
             continue
-        plan.append((location.source, destination_of(location, src, dst)))
+        plan.append((location.source, destination))
     existing = [destination for _, destination in plan if destination.exists()]
     if existing:
         raise DataImportError(

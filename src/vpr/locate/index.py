@@ -1,18 +1,23 @@
 """A location index: the descriptors of geotagged images, saved once, searched for each photo.
 
-An index is a folder::
+An index is a folder; its data sit in a version folder named by ``CURRENT``::
 
     INDEX/
-      descriptors.npy   (N, D) float32 descriptors, memory-mapped when loaded
-      index.faiss       the faiss index of those descriptors (flat, ivf, hnsw or ivfpq)
-      meta.json         image paths and coordinates, the model's identity, the index type
+      CURRENT           the name of the current version, e.g. ``v-2``
+      v-2/
+        descriptors.npy   (N, D) float32 descriptors, memory-mapped when loaded
+        index.faiss       the faiss index of those descriptors (flat, ivf, hnsw or ivfpq)
+        meta.json         image paths and coordinates, the model's identity, the index type
+      .lock             taken by the one process that writes the index
 
-The model is not copied: ``meta.json`` records the checkpoint's path and sha256, and the
-model is reloaded from there (and checked against the hash) to describe new photos, so that
-a query is never compared with descriptors of another model.
+The model is not copied: ``meta.json`` records the checkpoint's path and sha256 (or, for a
+published model, its name and its weights file's path, source and sha256), and the model is
+reloaded from there (and checked against the hash) to describe new photos, so that a query
+is never compared with descriptors of another model.
 
-Folders are written atomically: everything goes to a temporary folder beside ``INDEX``,
-which is then renamed, so a crash never leaves a half-written index under that name.
+Writes are atomic and exclusive: a writer holds ``.lock`` (a second one waits, up to
+``lock_timeout`` seconds), writes a new version, and switches ``CURRENT`` to it in one
+rename; see `vpr.locate.storage` for the steps and how a crash's leftovers are recovered.
 """
 
 from __future__ import annotations
@@ -21,9 +26,7 @@ import datetime
 import hashlib
 import json
 import logging
-import os
 import shutil
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -43,6 +46,8 @@ from vpr.eval.search import (
     save_index,
     search_index,
 )
+from vpr.locate import storage
+from vpr.utils.locking import FileLock, LockTimeoutError
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +58,8 @@ FAISS_FILE = "index.faiss"
 META_FILE = "meta.json"
 # Rows copied at a time when an index grows: bounds memory whatever the index size.
 COPY_ROWS = 65536
+# Seconds a writer waits for another one to finish with the same index.
+DEFAULT_LOCK_TIMEOUT = 600.0
 
 
 class LocationIndexError(ValueError):
@@ -130,12 +137,34 @@ def load_model(ckpt_path: str | Path):
     Returns:
         ``(module, hparams)``.
     """
-    from vpr.data.batch_augment import InputTransform
     from vpr.training.checkpoints import load_module
 
     module = load_module(ckpt_path, pretrained="none")
-    module.configure_input(InputTransform(channels_last=True))
+    return _ready(module)
+
+
+def load_published_model(model: str, weights: str | Path | None,
+                         image_size: tuple[int, int] | None = None):
+    """Builds a published model (``NAME[:VARIANT]``) with its weights, on the CPU.
+
+    Returns:
+        ``(module, hparams, weights_path)``: the path the weights were read from.
+    """
+    from vpr.training.published import published_module
+
+    module, path = published_module(model, weights, image_size)
+    return (*_ready(module), path)
+
+
+def _ready(module: Any):
+    """The module in eval mode, reading uint8 images with its model's normalisation."""
+    from vpr.data.batch_augment import InputTransform
+    from vpr.training.published import normalization_of
+
     hparams = dict(module.hparams)
+    normalization = normalization_of(hparams)
+    mean_std = {} if normalization is None else dict(zip(("mean", "std"), normalization))
+    module.configure_input(InputTransform(channels_last=True, **mean_std))
     module.eval()
     return module, hparams
 
@@ -144,16 +173,22 @@ def _jsonable(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
 
 
-def _model_identity(ckpt_path: Path, hparams: dict[str, Any], descriptors_dim: int
-                    ) -> dict[str, Any]:
+def _model_identity(ckpt_path: Path | None, hparams: dict[str, Any], descriptors_dim: int,
+                    weights: tuple[str, Path] | None = None) -> dict[str, Any]:
+    """What rebuilds the model: a checkpoint, or a published model and its weights file."""
     size = hparams.get("image_size")
-    return {
-        "checkpoint": str(ckpt_path.resolve()),
-        "sha256": sha256_of(ckpt_path),
+    identity: dict[str, Any] = {
+        "checkpoint": str(ckpt_path.resolve()) if ckpt_path else None,
+        "sha256": sha256_of(ckpt_path if ckpt_path else weights[1]),
         "hparams": _jsonable(hparams),
         "image_size": list(size) if size else None,
         "descriptors_dim": int(descriptors_dim),
     }
+    if weights is not None:
+        source, path = weights
+        identity.update(published_model=hparams["published_model"],
+                        weights=str(Path(path).resolve()), weights_source=source)
+    return identity
 
 
 def _reader(meta: dict[str, Any], device: str | None = None):
@@ -168,30 +203,26 @@ def _reader(meta: dict[str, Any], device: str | None = None):
     return UInt8Reader(size)
 
 
-def _temporary_folder(out: Path) -> Path:
-    # Beside the target, so that the final rename stays on one file system (atomic).
-    out.parent.mkdir(parents=True, exist_ok=True)
-    folder = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
-    # mkdtemp makes a private (0700) folder; the index should get the usual permissions.
-    umask = os.umask(0)
-    os.umask(umask)
-    folder.chmod(0o777 & ~umask)
-    return folder
+def _writer_lock(index: Path, timeout: float | None) -> FileLock:
+    return FileLock(index / storage.LOCK_FILE, timeout=timeout, what=f"index {index}")
 
 
-def _commit(temporary: Path, out: Path, overwrite: bool) -> None:
-    """Renames the finished ``temporary`` folder to ``out``."""
-    if not out.exists():
-        os.replace(temporary, out)
+def _recover_if_free(index: Path) -> None:
+    """Cleans a crash's leftovers when no writer is busy (readers never wait for one)."""
+    storage.restore_legacy_rename(index)
+    if not storage.leftovers(index):
         return
-    if not overwrite:
-        raise LocationIndexError(f"{out} already exists; pass --overwrite to replace it")
-    # A folder cannot be renamed over a non-empty one: move the old one aside first, so that
-    # at every moment either the old or the new index is complete on disk.
-    old = out.with_name(f".{out.name}.old-{os.getpid()}")
-    os.replace(out, old)
-    os.replace(temporary, out)
-    shutil.rmtree(old, ignore_errors=True)
+    lock = _writer_lock(index, timeout=0)
+    try:
+        lock.acquire()
+    except (LockTimeoutError, OSError):  # a writer is at work, or the folder is read-only
+        return
+    try:
+        storage.recover(index)
+    except OSError:
+        pass
+    finally:
+        lock.release()
 
 
 def _extract(module: Any, paths: Sequence[Path], meta: dict[str, Any], out_path: Path | None,
@@ -222,8 +253,10 @@ class LocationIndex:
     """
 
     def __init__(self, path: Path, meta: dict[str, Any], descriptors: np.ndarray,
-                 index: Any) -> None:
+                 index: Any, data_path: Path | None = None) -> None:
         self.path = Path(path)
+        # The version folder these data were read from (`path` itself for a legacy index).
+        self.data_path = Path(data_path) if data_path is not None else self.path
         self.meta = meta
         self.descriptors = descriptors
         self.index = index
@@ -241,33 +274,51 @@ class LocationIndex:
             efSearch: candidates per query, for hnsw indexes (default: as built).
         """
         path = Path(path)
-        meta_path = path / META_FILE
-        if not meta_path.is_file():
+        _recover_if_free(path)
+        # A writer may delete the version read from CURRENT before its files are open:
+        # then CURRENT names a newer one, and reading again finds it.
+        for attempt in range(5):
+            try:
+                data = storage.current_version(path)
+            except ValueError as error:
+                raise LocationIndexError(str(error)) from None
+            try:
+                return cls._load_version(path, data, nprobe, efSearch)
+            except FileNotFoundError:
+                if attempt == 4 or data is None or storage.current_version(path) == data:
+                    raise
+        raise AssertionError("unreachable")
+
+    @classmethod
+    def _load_version(cls, path: Path, data: Path | None, nprobe: int | None,
+                      efSearch: int | None) -> LocationIndex:
+        if data is None:
             raise LocationIndexError(
                 f"{path}: not a location index (no {META_FILE}); make one with "
                 "`vpr index build --ckpt_path CKPT --database DIR --out INDEX`"
             )
+        meta_path = data / META_FILE
         meta = json.loads(meta_path.read_text())
         if meta.get("format") != FORMAT or meta.get("format_version", 0) > FORMAT_VERSION:
             raise LocationIndexError(
                 f"{path}: {META_FILE} is not a location index of format {FORMAT} version "
                 f"<= {FORMAT_VERSION} (found {meta.get('format')} {meta.get('format_version')})"
             )
-        descriptors = np.load(path / DESCRIPTORS_FILE, mmap_mode="r")
-        index = load_index(path / FAISS_FILE, nprobe=nprobe, efSearch=efSearch)
+        descriptors = np.load(data / DESCRIPTORS_FILE, mmap_mode="r")
+        index = load_index(data / FAISS_FILE, nprobe=nprobe, efSearch=efSearch)
         count = len(meta["images"]["paths"])
         if descriptors.shape[0] != count or index.ntotal != count:
             raise LocationIndexError(
                 f"{path}: inconsistent index: {count} images, {descriptors.shape[0]} "
                 f"descriptors, {index.ntotal} indexed vectors"
             )
-        return cls(path, meta, descriptors, index)
+        return cls(path, meta, descriptors, index, data_path=data)
 
     @classmethod
     def build(
         cls,
         out: str | Path,
-        ckpt_path: str | Path,
+        ckpt_path: str | Path | None,
         database: str | Path | Sequence[str | Path],
         index_type: str = "flat",
         batch_size: int = 32,
@@ -277,13 +328,18 @@ class LocationIndex:
         overwrite: bool = False,
         progress: bool = False,
         index_options: dict[str, Any] | None = None,
+        lock_timeout: float | None = DEFAULT_LOCK_TIMEOUT,
+        *,
+        model: str | None = None,
+        weights: str | Path | None = None,
+        image_size: tuple[int, int] | None = None,
         runtime: Any = None,
     ) -> LocationIndex:
         """Describes every database image once and saves the index folder ``out``.
 
         Args:
             out: the index folder to create.
-            ckpt_path: a checkpoint of `vpr train`.
+            ckpt_path: a checkpoint of `vpr train`, or None with ``model``.
             database: a folder of @-named images (searched recursively) or a list of them.
             index_type: flat (exact), ivf, hnsw or ivfpq; see `vpr.eval.search.build_index`.
             batch_size: images per forward pass.
@@ -294,11 +350,19 @@ class LocationIndex:
             overwrite: replace an existing ``out`` (otherwise an error).
             progress: show a progress bar.
             index_options: more `build_index` options (nlist, m, nprobe, pca_dim, ...).
+            lock_timeout: seconds to wait while another process writes ``out`` (None:
+                forever).
+            model: a published model ``NAME[:VARIANT]`` instead of a checkpoint.
+            weights: its weights (a file or ``hf:ORG/REPO[/FILE]``; default: its registered
+                source).
+            image_size: the published model's input size, overriding its own.
             runtime: a `vpr.export.runtime.RuntimeChoice` (torch or an exported ONNX model);
                 None: torch. The index records it, so later photos are described alike.
 
         Raises:
-            LocationIndexError: ``out`` exists and ``overwrite`` is False.
+            LocationIndexError: ``out`` exists and ``overwrite`` is False, or is a folder
+                that is not an index, or not exactly one of ``ckpt_path`` and ``model``.
+            LockTimeoutError: another process kept writing ``out`` for ``lock_timeout`` s.
         """
         out = Path(out)
         if index_type not in INDEX_KINDS:
@@ -306,10 +370,58 @@ class LocationIndex:
                 f"unknown index type {index_type!r}; valid: {', '.join(INDEX_KINDS)}"
             )
         # Fail before the long extraction, not after it.
-        if out.exists() and not overwrite:
+        if storage.is_index(out) and not overwrite:
             raise LocationIndexError(f"{out} already exists; pass --overwrite to replace it")
-        ckpt_path = Path(ckpt_path)
-        module, hparams = load_model(ckpt_path)
+        if (ckpt_path is None) == (model is None):
+            raise LocationIndexError("give a checkpoint (--ckpt_path) or a published model "
+                                     "(--model), not both")
+        published = None if model is None else {"model": model, "weights": weights,
+                                                 "image_size": image_size}
+        storage.restore_legacy_rename(out)
+        if out.exists() and not out.is_dir():
+            raise LocationIndexError(f"--out {out} is a file, not an index folder")
+        if out.is_dir() and not storage.is_index(out) and any(
+                entry.name != storage.LOCK_FILE for entry in out.iterdir()):
+            raise LocationIndexError(f"--out {out} is a folder that is not a location index; "
+                                     "choose a new or empty folder")
+        created = not out.exists()
+        out.mkdir(parents=True, exist_ok=True)
+        try:
+            with _writer_lock(out, lock_timeout):
+                storage.recover(out)
+                # Checked again: another writer may have built it while this one waited.
+                if storage.is_index(out) and not overwrite:
+                    raise LocationIndexError(
+                        f"{out} already exists; pass --overwrite to replace it")
+                cls._build_locked(out, Path(ckpt_path) if ckpt_path else None, database,
+                                  index_type, batch_size, num_workers, device, precision,
+                                  progress, index_options, published, runtime)
+        except BaseException:
+            if created and not storage.is_index(out):
+                shutil.rmtree(out, ignore_errors=True)
+            raise
+        return cls.load(out)
+
+    @classmethod
+    def _build_locked(cls, out: Path, ckpt_path: Path | None,
+                      database: str | Path | Sequence[str | Path], index_type: str,
+                      batch_size: int, num_workers: int, device: str, precision: str | None,
+                      progress: bool, index_options: dict[str, Any] | None,
+                      published: dict[str, Any] | None = None, runtime: Any = None) -> None:
+        weights_record = None
+        if published is not None:
+            from vpr.models.pretrained import get_published_model
+
+            module, hparams, weights_path = load_published_model(
+                published["model"], published["weights"], published["image_size"])
+            # Recorded as given (an hf: source re-resolves), else the registered source.
+            given = published["weights"]
+            weights_record = (str(given) if given else
+                              get_published_model(published["model"]).weights, weights_path)
+            source = f"{hparams['published_model']} ({weights_path})"
+        else:
+            module, hparams = load_model(ckpt_path)
+            source = str(ckpt_path)
         paths = _image_paths(database)
         records = image_records(paths)
         meta: dict[str, Any] = {
@@ -318,7 +430,8 @@ class LocationIndex:
             "vpr_version": vpr.__version__,
             "created": _now(),
             "updated": _now(),
-            "model": _model_identity(ckpt_path, hparams, module.model.descriptors_dim),
+            "model": _model_identity(ckpt_path, hparams, module.model.descriptors_dim,
+                                     weights_record),
             "index": {"type": index_type, "options": _jsonable(dict(index_options or {}))},
             "sources": [str(Path(database).resolve())] if isinstance(database, (str, Path))
             else [],
@@ -328,9 +441,9 @@ class LocationIndex:
 
         module, meta["model"]["runtime"] = extractor_for_build(runtime, module, meta["model"],
                                                                resolve_device(device))
-        temporary = _temporary_folder(out)
+        temporary = storage.new_version_folder(out)
         try:
-            logger.info("Describing %d images with %s", len(paths), ckpt_path)
+            logger.info("Describing %d images with %s", len(paths), source)
             descriptors = _extract(module, paths, meta, temporary / DESCRIPTORS_FILE, batch_size,
                                    num_workers, resolve_device(device), precision, progress)
             index = build_index(descriptors, kind=index_type, **dict(index_options or {}))
@@ -338,11 +451,10 @@ class LocationIndex:
             save_index(index, temporary / FAISS_FILE)
             del descriptors, index  # release the memmap before the folder is renamed
             (temporary / META_FILE).write_text(json.dumps(meta, indent=1) + "\n")
-            _commit(temporary, out, overwrite)
+            storage.publish(out, temporary)
         finally:
             shutil.rmtree(temporary, ignore_errors=True)
         logger.info("Saved index of %d images in %s", len(paths), out)
-        return cls.load(out)
 
     def add(
         self,
@@ -353,18 +465,21 @@ class LocationIndex:
         device: str = "auto",
         precision: str | None = "auto",
         progress: bool = False,
+        lock_timeout: float | None = DEFAULT_LOCK_TIMEOUT,
         runtime: Any = None,
     ) -> int:
         """Adds images to the index on disk (and to this object); existing ones are kept.
 
         Only the new images are described; images already in the index (same path) are
-        skipped. The folder is rewritten atomically.
+        skipped. The index is locked, re-read (another process may have grown it since
+        this object was loaded), and its new version written atomically.
 
         Args:
             images: a folder of @-named images, one image, or a list of them.
             ckpt_path: the checkpoint to describe them with; it must be the one the index
                 was built with (same sha256). Default: the path recorded in the index.
-            batch_size, num_workers, device, precision, progress: as in `build`.
+            batch_size, num_workers, device, precision, progress, lock_timeout: as in
+                `build`.
             runtime: a `vpr.export.runtime.RuntimeChoice`; must agree with the index's.
 
         Returns:
@@ -372,7 +487,26 @@ class LocationIndex:
 
         Raises:
             LocationIndexError: the checkpoint differs from the index's model.
+            LockTimeoutError: another process kept writing the index for ``lock_timeout`` s.
         """
+        with _writer_lock(self.path, lock_timeout):
+            storage.recover(self.path)
+            latest = LocationIndex.load(self.path)
+            self.meta, self.descriptors, self.index, self.data_path = (
+                latest.meta, latest.descriptors, latest.index, latest.data_path)
+            added = self._add_locked(images, ckpt_path, batch_size, num_workers, device,
+                                     precision, progress, runtime)
+        if added:
+            reloaded = LocationIndex.load(self.path)
+            self.meta, self.descriptors, self.index, self.data_path = (
+                reloaded.meta, reloaded.descriptors, reloaded.index, reloaded.data_path)
+            logger.info("Added %d images to %s (%d in all)", added, self.path, len(self))
+        return added
+
+    def _add_locked(self, images: str | Path | Sequence[str | Path],
+                    ckpt_path: str | Path | None, batch_size: int, num_workers: int,
+                    device: str, precision: str | None, progress: bool,
+                    runtime: Any = None) -> int:
         known = set(self.paths)
         paths = [path for path in _image_paths(images) if str(path) not in known]
         if not paths:
@@ -381,7 +515,7 @@ class LocationIndex:
         records = image_records(paths)
         module = self.load_model(ckpt_path, runtime=runtime)
         old_count = len(self)
-        temporary = _temporary_folder(self.path)
+        temporary = storage.new_version_folder(self.path)
         try:
             new = _extract(module, paths, self.meta, temporary / "new.npy", batch_size,
                            num_workers, resolve_device(device), precision, progress)
@@ -395,7 +529,7 @@ class LocationIndex:
             merged[old_count:] = new
             merged.flush()
             # A fresh copy of the faiss index: this object stays unchanged if anything fails.
-            index = load_index(self.path / FAISS_FILE)
+            index = load_index(self.data_path / FAISS_FILE)
             add_to_index(index, new)
             save_index(index, temporary / FAISS_FILE)
             del new, merged
@@ -408,13 +542,9 @@ class LocationIndex:
                 meta["sources"].append(str(Path(images).resolve()))
             (temporary / META_FILE).write_text(json.dumps(meta, indent=1) + "\n")
             del index
-            _commit(temporary, self.path, overwrite=True)
+            storage.publish(self.path, temporary)
         finally:
             shutil.rmtree(temporary, ignore_errors=True)
-        reloaded = LocationIndex.load(self.path)
-        self.meta, self.descriptors, self.index = reloaded.meta, reloaded.descriptors, \
-            reloaded.index
-        logger.info("Added %d images to %s (%d in all)", len(paths), self.path, len(self))
         return len(paths)
 
     # ---- the model
@@ -423,12 +553,13 @@ class LocationIndex:
         """The model that made this index's descriptors, checked by sha256.
 
         Args:
-            ckpt_path: where the checkpoint is now (default: the path recorded at build).
+            ckpt_path: where the model's file is now, if it moved: the checkpoint, or the
+                weights file of a published model (default: the path recorded at build).
             runtime: a `vpr.export.runtime.RuntimeChoice`; an index built with an exported
                 ONNX model gets that model (checked by sha256), not the checkpoint.
 
         Raises:
-            LocationIndexError: the file is not the checkpoint the index was built with.
+            LocationIndexError: the file is not the one the index was built with.
             ExportError: a runtime or exported model other than the index's.
         """
         from vpr.export.runtime import extractor_for_index
@@ -437,6 +568,8 @@ class LocationIndex:
         if extractor is not None:
             return extractor
         recorded = self.meta["model"]
+        if recorded.get("published_model"):
+            return self._load_published(ckpt_path)
         path = Path(ckpt_path or recorded["checkpoint"])
         if not path.is_file():
             raise LocationIndexError(
@@ -450,6 +583,29 @@ class LocationIndex:
                 "descriptors would not be comparable; build a new index for this checkpoint"
             )
         module, _ = load_model(path)
+        return module
+
+    def _load_published(self, weights: str | Path | None):
+        """The published model of this index, from its weights file (moved: `weights`)."""
+        from vpr.models.pretrained.hub import resolve_weights
+
+        recorded = self.meta["model"]
+        source = weights or (recorded["weights"] if Path(recorded["weights"]).is_file()
+                             else recorded.get("weights_source") or recorded["weights"])
+        try:
+            path = resolve_weights(source)
+        except FileNotFoundError:
+            raise LocationIndexError(
+                f"{source}: the weights of index {self.path} ({recorded['published_model']}) "
+                "are not there; pass --weights with their current location") from None
+        if sha256_of(path) != recorded["sha256"]:
+            raise LocationIndexError(
+                f"{path} is not the weights file index {self.path} was built with "
+                f"({recorded['weights']}, sha256 {recorded['sha256'][:12]}...): its "
+                "descriptors would not be comparable; build a new index for these weights")
+        size = recorded.get("image_size")
+        module, _, _ = load_published_model(recorded["published_model"], path,
+                                            tuple(size) if size else None)
         return module
 
     # ---- contents

@@ -3,7 +3,10 @@
 Rules that hold for every request:
 
 - the index and the model are loaded once, in `create_app`; requests share them;
-- bodies over the upload limit are refused with 413 before they are parsed;
+- bodies over the upload limit are refused with 413 before they are parsed, and a body
+  (or request head) slower than ``read_timeout`` gets 408;
+- at most ``max_decodes`` uploads are decoded at once, over ``max_pixels`` none, and large
+  ones are shrunk to what the model needs right after decoding (`vpr.serve.decoding`);
 - an upload that is not a readable image gets a 4xx (400 empty, 415 not an image, 422
   damaged), never a 500;
 - no value from a request ever reaches the file system: thumbnails are addressed by the
@@ -28,9 +31,16 @@ from pydantic import BaseModel, Field, create_model
 
 import vpr
 from vpr.locate.predict import DEFAULT_RADIUS_M, DEFAULT_TOP_K, LocateResult, Match
+from vpr.serve.decoding import DEFAULT_MAX_DECODES, UploadDecoder
 from vpr.serve.locator import Locator, ThumbnailError
 from vpr.serve.page import CONTENT_SECURITY_POLICY, render_page
-from vpr.serve.uploads import MULTIPART_OVERHEAD_BYTES, BodySizeLimit, UploadError, check_image
+from vpr.serve.timeouts import DEFAULT_READ_TIMEOUT_S
+from vpr.serve.uploads import (
+    DEFAULT_MAX_PIXELS,
+    MULTIPART_OVERHEAD_BYTES,
+    BodySizeLimit,
+    UploadError,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -114,6 +124,9 @@ def create_app(
     max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB,
     device: str = "auto",
     nprobe: int | None = None,
+    max_decodes: int = DEFAULT_MAX_DECODES,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    read_timeout: float | None = DEFAULT_READ_TIMEOUT_S,
     runtime: Any = None,
 ) -> FastAPI:
     """Loads the index and its model once and returns the service's app.
@@ -126,6 +139,10 @@ def create_app(
         max_upload_mb: the largest photo accepted, in MiB (larger: 413).
         device: ``cpu``, ``cuda``... or ``auto``.
         nprobe: lists visited per query, for ivf/ivfpq indexes (default: as built).
+        max_decodes: uploads decoded at the same time (the rest wait): bounds memory.
+        max_pixels: the largest image accepted, in pixels (larger: 422, never decoded).
+        read_timeout: seconds a request's head, and its body, may take to arrive (slower:
+            408); None for no limit. The head's limit needs `serve`/`serve_in_background`.
         runtime: a `vpr.export.runtime.RuntimeChoice` (torch, or the index's ONNX model).
 
     Raises:
@@ -137,13 +154,19 @@ def create_app(
     if max_upload_mb <= 0:
         raise ValueError(f"max_upload_mb must be positive, got {max_upload_mb}")
     max_upload_bytes = int(max_upload_mb * 2**20)
+    if read_timeout is not None and read_timeout <= 0:
+        raise ValueError(f"read_timeout must be positive, got {read_timeout}")
     locator = Locator(index_path, ckpt_path=ckpt_path, radius_m=radius_m, device=device,
                       nprobe=nprobe, runtime=runtime)
+    model_size = locator.index.meta["model"].get("image_size")
+    decoder = UploadDecoder(tuple(model_size) if model_size else None, max_pixels=max_pixels,
+                            max_decodes=max_decodes)
     page = render_page(len(locator), top_k, MAX_TOP_K, max_upload_bytes)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         yield
+        decoder.close()
         locator.close()
 
     app = FastAPI(
@@ -156,8 +179,10 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.locator = locator
+    app.state.decoder = decoder
+    app.state.read_timeout = read_timeout  # read by the server for the request head
     app.add_middleware(BodySizeLimit, max_bytes=max_upload_bytes + MULTIPART_OVERHEAD_BYTES,
-                       limit_text=f"{max_upload_mb:g} MB")
+                       limit_text=f"{max_upload_mb:g} MB", read_timeout=read_timeout)
 
     @app.exception_handler(UploadError)
     async def upload_error(request: Request, error: UploadError) -> JSONResponse:
@@ -206,7 +231,8 @@ def create_app(
         data = await file.read(max_upload_bytes + 1)
         if len(data) > max_upload_bytes:
             raise UploadError(413, f"upload too large: the limit is {max_upload_mb:g} MB")
-        await run_in_threadpool(check_image, data)
+        await file.close()
+        data, _ = await decoder.prepare_async(data)
         count = top_k_form or top_k_query or top_k
         results = await run_in_threadpool(locator.locate, data, name, count)
         # Returned as is, not re-validated by response_model: the `to_dict()` of the CLI.

@@ -17,6 +17,8 @@ from typing import Any
 
 import uvicorn
 
+from vpr.serve.timeouts import protocol_with_timeout
+
 logger = logging.getLogger(__name__)
 
 
@@ -59,8 +61,12 @@ def url_of(sock: socket.socket) -> str:
 
 def _server(app: Any, log_level: str) -> uvicorn.Server:
     # One worker process: the model is loaded once, in this process.
+    options: dict[str, Any] = {}
+    read_timeout = getattr(getattr(app, "state", None), "read_timeout", None)
+    if read_timeout is not None:
+        options["http"] = protocol_with_timeout(read_timeout)
     config = uvicorn.Config(app, log_level=log_level, access_log=log_level == "debug",
-                            timeout_keep_alive=5)
+                            timeout_keep_alive=5, **options)
     return uvicorn.Server(config)
 
 

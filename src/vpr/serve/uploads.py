@@ -18,6 +18,8 @@ from typing import Any
 
 from PIL import Image, UnidentifiedImageError
 
+from vpr.serve.timeouts import ReadTimeout, body_receiver
+
 # Formats PIL may try on an upload; EPS and the like (external decoders) are never tried.
 ACCEPTED_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "GIF", "TIFF")
 # Room for the multipart boundaries, part headers and small form fields around the file.
@@ -86,17 +88,24 @@ class BodySizeLimit:
         app: the ASGI app to protect.
         max_bytes: the largest body accepted.
         limit_text: how the limit is named in the error message (e.g. ``"20 MB"``).
+        read_timeout: seconds the whole body may take to arrive; a slower one gets 408
+            (None: no limit).
     """
 
-    def __init__(self, app: Any, max_bytes: int, limit_text: str) -> None:
+    def __init__(self, app: Any, max_bytes: int, limit_text: str,
+                 read_timeout: float | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.limit_text = limit_text
+        self.read_timeout = read_timeout
 
     async def _refuse(self, receive: Any, send: Any, received: int, more_body: bool) -> None:
         """Discards the rest of the body (within the bound), then answers 413."""
         while more_body and received <= DRAIN_FACTOR * self.max_bytes:
-            message = await receive()
+            try:
+                message = await receive()
+            except ReadTimeout:
+                break
             if message["type"] == "http.disconnect":
                 return
             received += len(message.get("body", b""))
@@ -108,6 +117,32 @@ class BodySizeLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        wait_for_disconnect = receive
+        if self.read_timeout is not None:
+            receive = body_receiver(receive, self.read_timeout)
+        try:
+            body = await self._read_body(scope, receive, send)
+        except ReadTimeout:
+            await _send_json(send, 408, f"request body not received within "
+                                        f"{self.read_timeout:g} s (vpr serve --read_timeout)")
+            return
+        if body is None:
+            return
+        replayed = False
+
+        async def replay() -> dict[str, Any]:
+            nonlocal replayed, body
+            if not replayed:
+                replayed = True
+                message = {"type": "http.request", "body": body, "more_body": False}
+                body = b""  # the app holds the only reference from here on
+                return message
+            return await wait_for_disconnect()  # after the body: as usual
+
+        await self.app(scope, replay, send)
+
+    async def _read_body(self, scope: dict[str, Any], receive: Any, send: Any) -> bytes | None:
+        """The request body, or None when the request was answered here (400, 413)."""
         headers = dict(scope.get("headers") or [])
         length = headers.get(b"content-length")
         if length is not None:
@@ -115,34 +150,26 @@ class BodySizeLimit:
                 declared = int(length)
             except ValueError:
                 await _send_json(send, 400, "invalid Content-Length header")
-                return
+                return None
             if declared > self.max_bytes:
                 more = declared <= DRAIN_FACTOR * self.max_bytes
                 await self._refuse(receive, send, 0, more_body=more)
-                return
+                return None
         chunks: list[bytes] = []
         received = 0
         while True:
             message = await receive()
             if message["type"] == "http.disconnect":
-                return
+                return None
             chunk = message.get("body", b"")
             received += len(chunk)
             if received > self.max_bytes:
                 chunks.clear()
                 await self._refuse(receive, send, received, message.get("more_body", False))
-                return
+                return None
             chunks.append(chunk)
             if not message.get("more_body", False):
                 break
         body = b"".join(chunks)
-        replayed = False
-
-        async def replay() -> dict[str, Any]:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()  # after the body: wait for the disconnect, as usual
-
-        await self.app(scope, replay, send)
+        chunks.clear()
+        return body

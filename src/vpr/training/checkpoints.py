@@ -9,6 +9,8 @@ from typing import Any
 
 import torch
 
+from vpr.utils.torch_files import describe_file, looks_like_torch_file
+
 
 class CheckpointError(ValueError):
     """A file that is not a usable vpr checkpoint."""
@@ -23,6 +25,8 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint file not found")
+    if not looks_like_torch_file(path):  # text, empty...: no unpickling to blame
+        raise CheckpointError(f"{path}: not a checkpoint: {describe_file(path)}")
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
@@ -32,7 +36,7 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         ) from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as error:
         raise CheckpointError(
-            f"{path}: cannot read the checkpoint; is it truncated or not a .ckpt? ({error})"
+            f"{path}: cannot read the checkpoint: {describe_file(path)} ({error})"
         ) from None
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         raise CheckpointError(f"{path}: not a Lightning checkpoint (no 'state_dict')")

@@ -19,6 +19,7 @@ import torch
 from pytorch_metric_learning import distances, losses, miners
 
 from vpr.training.centroid_triplet import CentroidTripletLoss
+from vpr.utils.option_check import check_options
 
 # The seed's miner margin, used by ``build_miner`` when none is given.
 DEFAULT_MINER_MARGIN = 0.1
@@ -128,6 +129,8 @@ def _construct(kind: str, name: str, factory: Callable[..., Any], options: dict[
     options = dict(options)
     if "distance" in options:
         options["distance"] = _build_distance(options["distance"])
+    # A misspelt key or a value of the wrong type is refused here, listing the valid ones.
+    check_options(f"{kind} {name}", factory, options)
     try:
         return factory(**options)
     except TypeError as error:

@@ -17,12 +17,26 @@ from vpr.eval.predictions import save_predictions
 from vpr.eval.report import evaluate_retrieval, per_query_rows, write_results
 from vpr.eval.search import search
 from vpr.models.model import build_model
+from vpr.models.pretrained import get_published_model
+from vpr.models.pretrained.build import build_published_architecture
 from vpr.training.losses import build_loss, build_miner, compute_loss
 
 logger = logging.getLogger(__name__)
 
+def backbone_training_options(train_blocks: int | None, grad_checkpointing: bool,
+                               vit_depth: int | None) -> dict[str, Any]:
+    """The `build_backbone` options of --train_blocks/--grad_checkpointing/--vit_depth."""
+    options: dict[str, Any] = {"train_blocks": train_blocks}
+    if grad_checkpointing:
+        options["grad_checkpointing"] = True
+    if vit_depth is not None:
+        options["depth"] = vit_depth
+    return options
+
+
 # Hyper-parameters that define the network's shape: a checkpoint rebuilds the model from these.
-MODEL_KEYS = ("backbone", "agg_arch", "descriptors_dim", "image_size", "agg_options")
+MODEL_KEYS = ("backbone", "agg_arch", "descriptors_dim", "image_size", "agg_options",
+              "vit_depth")
 
 
 class VPRModule(L.LightningModule):
@@ -42,6 +56,9 @@ class VPRModule(L.LightningModule):
         image_size: tuple[int, int] | None = None,
         agg_options: dict[str, Any] | None = None,
         pretrained: str = "imagenet",
+        train_blocks: int | None = None,
+        grad_checkpointing: bool = False,
+        vit_depth: int | None = None,
         loss_name: str = "MultiSimilarityLoss",
         loss_options: dict[str, Any] | None = None,
         miner_name: str = "MultiSimilarityMiner",
@@ -59,17 +76,28 @@ class VPRModule(L.LightningModule):
         group_rule: str = "auto",
         dist_thresholds: tuple[float, ...] = (10.0, 25.0, 50.0, 100.0),
         vpr_version: str = "",
+        published_model: str = "",
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
-        self.model = build_model(
-            backbone=backbone,
-            agg_arch=agg_arch,
-            descriptors_dim=descriptors_dim,
-            image_size=tuple(image_size) if image_size else (224, 224),
-            pretrained=pretrained,
-            agg_options=dict(agg_options or {}),
-        )
+        backbone_options = backbone_training_options(train_blocks, grad_checkpointing,
+                                                     vit_depth)
+        if published_model:
+            # A published architecture (its weights are loaded by the caller, or come from
+            # this module's checkpoint).
+            self.model = build_published_architecture(
+                get_published_model(published_model),
+                tuple(image_size) if image_size else None, **backbone_options)
+        else:
+            self.model = build_model(
+                backbone=backbone,
+                agg_arch=agg_arch,
+                descriptors_dim=descriptors_dim,
+                image_size=tuple(image_size) if image_size else (224, 224),
+                pretrained=pretrained,
+                agg_options=dict(agg_options or {}),
+                backbone_options=backbone_options,
+            )
         self.loss_fn = build_loss(loss_name, **dict(loss_options or {}))
         self.miner = build_miner(miner_name, miner_margin, **dict(miner_options or {}))
         # uint8 batches (the fast pipeline) become normalised floats on the device.
@@ -139,6 +167,10 @@ class VPRModule(L.LightningModule):
                  on_epoch=True, batch_size=batch_size)
         return loss
 
+    def _trained_parameters(self) -> list[torch.nn.Parameter]:
+        """The parameters the optimiser updates (not those frozen by ``train_blocks``)."""
+        return [parameter for parameter in self.parameters() if parameter.requires_grad]
+
     def configure_optimizers(self):
         hp = self.hparams
         name = hp.optimizer.lower()
@@ -152,9 +184,9 @@ class VPRModule(L.LightningModule):
             raise ValueError(f"unknown --optimizer {hp.optimizer!r}; valid: sgd, adam, adamw")
         options.update(lr=hp.lr, weight_decay=hp.weight_decay)
         try:  # one fused kernel for all parameters, where the device has one
-            optimizer = cls(self.parameters(), fused=True, **options)
+            optimizer = cls(self._trained_parameters(), fused=True, **options)
         except (RuntimeError, ValueError, TypeError):
-            optimizer = cls(self.parameters(), **options)
+            optimizer = cls(self._trained_parameters(), **options)
         scheduler_name = hp.scheduler.lower()
         if scheduler_name == "none":
             return optimizer

@@ -36,8 +36,9 @@ from vpr.data.cache import CachedReader
 from vpr.data.datasets import RetrievalSet, TrainPlaces, collate_places
 from vpr.data.decode import UInt8Reader
 from vpr.data.device_decode import EncodedReader, collate_indexed, device_decode_available
+from vpr.data.gsv_cities import train_places_type
 from vpr.data.samplers import EpochShuffleSampler, ShardedSequentialSampler
-from vpr.data.transforms import eval_transform, train_transform
+from vpr.data.transforms import IMAGENET_MEAN, IMAGENET_STD, eval_transform, train_transform
 
 logger = logging.getLogger(__name__)
 
@@ -90,6 +91,8 @@ class InputPipeline:
     cache_images: bool = False
     channels_last: bool = True
     decode: str = "worker"
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
 
     def reader(self) -> UInt8Reader | EncodedReader:
         """What workers turn a file into: uint8 images, or JPEG bytes (``decode="device"``)."""
@@ -98,12 +101,14 @@ class InputPipeline:
         return UInt8Reader(self.image_size)
 
     def train_set(self, root: str | Path, img_per_place: int,
-                  min_img_per_place: int) -> TrainPlaces:
+                  min_img_per_place: int, train_format: str = "auto") -> TrainPlaces:
+        places_type = train_places_type(root, train_format)  # GSV-XS folders or GSV-Cities
         if self.name == "seed":
-            return TrainPlaces(root, train_transform(self.image_size, self.randaugment_ops),
+            return places_type(root, train_transform(self.image_size, self.randaugment_ops,
+                                                     self.mean, self.std),
                                img_per_place=img_per_place,
                                min_img_per_place=min_img_per_place)
-        dataset = TrainPlaces(root, None, img_per_place=img_per_place,
+        dataset = places_type(root, None, img_per_place=img_per_place,
                               min_img_per_place=min_img_per_place, reader=self.reader())
         if self.cache_images:
             dataset.reader = self._cached(
@@ -114,7 +119,7 @@ class InputPipeline:
     def retrieval_set(self, root: str | Path, positive_dist_threshold: float = 25.0,
                       skip_bad_images: bool = False) -> RetrievalSet:
         if self.name == "seed":
-            return RetrievalSet(root, eval_transform(self.image_size),
+            return RetrievalSet(root, eval_transform(self.image_size, self.mean, self.std),
                                 positive_dist_threshold=positive_dist_threshold,
                                 skip_bad_images=skip_bad_images)
         return RetrievalSet(root, None, positive_dist_threshold=positive_dist_threshold,
@@ -123,7 +128,8 @@ class InputPipeline:
     def device_transform(self) -> InputTransform:
         """uint8 batches to normalised float on the device; RandAugment in training."""
         ops = self.randaugment_ops if self.name == "fast" else 0
-        return InputTransform(randaugment_ops=ops, channels_last=self.channels_last)
+        return InputTransform(randaugment_ops=ops, channels_last=self.channels_last,
+                              mean=self.mean, std=self.std)
 
     def _cached(self, paths: list[Path], reader: UInt8Reader) -> CachedReader:
         if self.image_size is None:
@@ -156,9 +162,12 @@ def resolve_decode(decode: str, pipeline: str, accelerator: str, cache_images: b
 
 
 def resolve_pipeline(args: argparse.Namespace,
-                     image_size: tuple[int, int] | list[int] | None) -> InputPipeline:
+                     image_size: tuple[int, int] | list[int] | None,
+                     normalization: tuple[tuple[float, ...], tuple[float, ...]] | None = None,
+                     ) -> InputPipeline:
     """The pipeline the flags ask for: ``--pipeline``, ``--decode``, ``--channels_last``,
-    ``--cache_images`` (on the hardware ``--accelerator`` names)."""
+    ``--cache_images`` (on the hardware ``--accelerator`` names); ``normalization`` is the
+    model's (mean, std), ImageNet's by default."""
     name = getattr(args, "pipeline", "auto") or "auto"
     if name not in PIPELINES:
         raise ValueError(f"--pipeline {name}: unknown; valid: {', '.join(PIPELINES)}")
@@ -173,7 +182,16 @@ def resolve_pipeline(args: argparse.Namespace,
                             getattr(args, "accelerator", "auto") or "auto", cache)
     return InputPipeline(name=name, image_size=tuple(image_size) if image_size else None,
                          randaugment_ops=getattr(args, "randaugment_ops", 3),
-                         cache_images=cache, channels_last=bool(channels_last), decode=decode)
+                         cache_images=cache, channels_last=bool(channels_last), decode=decode,
+                         **_normalization_fields(normalization))
+
+
+def _normalization_fields(normalization: tuple[tuple[float, ...], tuple[float, ...]] | None
+                          ) -> dict[str, tuple[float, ...]]:
+    if normalization is None:
+        return {}
+    mean, std = normalization
+    return {"mean": tuple(mean), "std": tuple(std)}
 
 
 def train_loader(dataset: TrainPlaces, batch_size: int, num_workers: int, seed: int,

@@ -22,7 +22,9 @@ from torch.utils.data import DataLoader
 
 import vpr
 from vpr.cli.options import ARCHITECTURE_KEYS, MODULE_DEFAULTS, module_options
+from vpr.cli.published import published_choice
 from vpr.data.datasets import RetrievalSet
+from vpr.training.checkpoint_io import AtomicCheckpointIO
 from vpr.training.checkpoints import (
     check_fits,
     load_checkpoint,
@@ -31,6 +33,17 @@ from vpr.training.checkpoints import (
 )
 from vpr.training.module import VPRModule
 from vpr.training.pipeline import default_precision, eval_loader, resolve_pipeline, train_loader
+from vpr.training.published import (
+    FIXED_KEYS,
+    load_published_weights,
+    normalization_of,
+    published_hparams,
+)
+from vpr.training.startup import (
+    check_train_values,
+    release_folder_on_failed_start,
+    resumable_on_interrupt,
+)
 from vpr.utils.atomic import write_json_atomic
 from vpr.utils.logs import setup_logging
 
@@ -76,15 +89,20 @@ def _eval_loader(dataset: RetrievalSet, args: argparse.Namespace) -> DataLoader:
     return eval_loader(dataset, batch_size, args.num_workers)
 
 
+def _pipeline(args: argparse.Namespace, hparams: dict[str, Any]):
+    """The input pipeline for this model: its image size and its normalisation."""
+    return resolve_pipeline(args, hparams.get("image_size"), normalization_of(hparams))
+
+
 def _retrieval_set(path: str, hparams: dict[str, Any], args: argparse.Namespace) -> RetrievalSet:
-    return resolve_pipeline(args, hparams.get("image_size")).retrieval_set(
+    return _pipeline(args, hparams).retrieval_set(
         path, positive_dist_threshold=args.positive_dist_threshold,
         skip_bad_images=getattr(args, "skip_bad_images", False))
 
 
 def _configure_input(module: VPRModule, hparams: dict[str, Any],
                      args: argparse.Namespace) -> None:
-    pipeline = resolve_pipeline(args, hparams.get("image_size"))
+    pipeline = _pipeline(args, hparams)
     module.configure_input(pipeline.device_transform(), seed=args.seed,
                            compile_model=getattr(args, "compile", False))
     logger.info("Input pipeline: %s (decode in %s, channels-last %s, compile %s, image cache "
@@ -109,6 +127,8 @@ def _trainer(args: argparse.Namespace, **kwargs: Any) -> L.Trainer:
         enable_progress_bar=not args.no_progress_bar,
         enable_model_summary=False,
         callbacks=callbacks,
+        # Checkpoints written beside their target, so a kill or a full disk keeps the last.
+        plugins=[AtomicCheckpointIO()],
         **kwargs,
     )
 
@@ -134,8 +154,23 @@ def resolve_hparams(args: argparse.Namespace, checkpoint: str | None) -> dict[st
         # Weights come from the checkpoint: never download ImageNet weights to rebuild it.
         hparams["pretrained"] = "none"
     hparams.update(explicit)
+    if hparams.get("published_model"):
+        _apply_published(hparams, explicit)
     hparams["vpr_version"] = vpr.__version__
     return hparams
+
+
+def _apply_published(hparams: dict[str, Any], explicit: dict[str, Any]) -> None:
+    """Fills the architecture of ``--model`` in; a flag that contradicts it is an error."""
+    try:
+        published = published_hparams(hparams["published_model"], hparams.get("image_size"))
+    except ValueError as error:
+        raise RunError(f"--model: {error}") from None
+    for key in FIXED_KEYS:
+        if key in explicit and _norm(explicit[key]) != _norm(published[key]):
+            raise RunError(f"--{key} {explicit[key]} contradicts --model "
+                           f"{published['published_model']} ({key}={published[key]}); drop it")
+    hparams.update(published)
 
 
 def _norm(value: Any) -> Any:
@@ -221,56 +256,68 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
             )
     L.seed_everything(args.seed, workers=True)
     hparams = resolve_hparams(args, resume)
+    check_train_values(args, hparams, log_root, RunError)
     train_path = _require(args.train_path, "--train_path")
     val_path = _require(args.val_path, "--val_path")
     # Build every dataset before any long work: bad input fails here, in seconds.
-    train_set = resolve_pipeline(args, hparams["image_size"]).train_set(
-        train_path, img_per_place=args.img_per_place, min_img_per_place=args.min_img_per_place)
+    train_set = _pipeline(args, hparams).train_set(
+        train_path, img_per_place=args.img_per_place, min_img_per_place=args.min_img_per_place,
+        train_format=getattr(args, "train_format", "auto"))
     val_set = _retrieval_set(val_path, hparams, args)
     test_sets = [_retrieval_set(path, hparams, args) for path in (args.test_path or [])]
     module = VPRModule(**hparams)
     if resume:
         check_fits(resume, load_checkpoint(resume), module)
+    elif hparams.get("published_model"):
+        # Fine-tuning starts from the authors' weights; our checkpoints then hold them.
+        load_published_weights(module, hparams["published_model"],
+                               published_choice(args).weights, hparams.get("image_size"))
+    elif getattr(args, "init_from", None):
+        raise RunError("--init_from needs --model NAME[:VARIANT] to know the file's layout")
 
-    run_dir.mkdir(parents=True, exist_ok=bool(resume) or _is_ddp_child())
-    if not _is_ddp_child():
-        setup_logging(run_dir)
-        logger.info("Command: %s", " ".join(shlex.quote(part) for part in sys.argv))
-        logger.info("Run folder: %s", run_dir)
-        logger.info("Train: %d places; val: %s; tests: %s", len(train_set), val_set, test_sets)
-        _write_config(run_dir, args, hparams)
-    _configure_input(module, hparams, args)
+    # A start that fails before training leaves no folder behind: the name stays free.
+    created = not run_dir.exists() and not resume and not _is_ddp_child()
+    with release_folder_on_failed_start(run_dir, created):
+        run_dir.mkdir(parents=True, exist_ok=bool(resume) or _is_ddp_child())
+        if not _is_ddp_child():
+            setup_logging(run_dir)
+            logger.info("Command: %s", " ".join(shlex.quote(part) for part in sys.argv))
+            logger.info("Run folder: %s", run_dir)
+            logger.info("Train: %d places; val: %s; tests: %s", len(train_set), val_set, test_sets)
+            _write_config(run_dir, args, hparams)
+        _configure_input(module, hparams, args)
 
-    loader = train_loader(train_set, args.batch_size, args.num_workers, args.seed)
-    checkpoint_cb = ModelCheckpoint(
-        dirpath=run_dir / "checkpoints",
-        filename="best_epoch={epoch:02d}_R@1={val/R@1:.2f}",
-        monitor="val/R@1", mode="max", save_top_k=1, auto_insert_metric_name=False,
-    )
-    # A second callback rewrites last.ckpt after every epoch: Lightning's save_last only
-    # refreshes it when the best changes, and a crash must lose at most one epoch.
-    last_cb = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="last", monitor=None,
-                              save_top_k=1, enable_version_counter=False)
-    tb_logger = TensorBoardLogger(save_dir=str(log_root), name="lightning_logs",
-                                  version=exp_name, default_hp_metric=False)
-    trainer = _trainer(
-        args,
-        max_epochs=hparams["max_epochs"],
-        logger=tb_logger,
-        callbacks=[checkpoint_cb, last_cb],
-        num_sanity_val_steps=0,
-        check_val_every_n_epoch=1,
-        log_every_n_steps=min(20, max(1, len(loader))),
-        gradient_clip_val=args.gradient_clip_val,
-        limit_train_batches=args.limit_train_batches,
-        deterministic=False,
-    )
-    val_loader = _eval_loader(val_set, args)
-    if not resume:
-        # Like the seed: a first validation shows the untrained model's recall.
-        trainer.validate(module, dataloaders=val_loader, verbose=False)
-    trainer.fit(module, train_dataloaders=loader, val_dataloaders=val_loader,
-                ckpt_path=resume, weights_only=False)
+        loader = train_loader(train_set, args.batch_size, args.num_workers, args.seed)
+        checkpoint_cb = ModelCheckpoint(
+            dirpath=run_dir / "checkpoints",
+            filename="best_epoch={epoch:02d}_R@1={val/R@1:.2f}",
+            monitor="val/R@1", mode="max", save_top_k=1, auto_insert_metric_name=False,
+        )
+        # A second callback rewrites last.ckpt after every epoch: Lightning's save_last only
+        # refreshes it when the best changes, and a crash must lose at most one epoch.
+        last_cb = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="last", monitor=None,
+                                  save_top_k=1, enable_version_counter=False)
+        tb_logger = TensorBoardLogger(save_dir=str(log_root), name="lightning_logs",
+                                      version=exp_name, default_hp_metric=False)
+        trainer = _trainer(
+            args,
+            max_epochs=hparams["max_epochs"],
+            logger=tb_logger,
+            callbacks=[checkpoint_cb, last_cb],
+            num_sanity_val_steps=0,
+            check_val_every_n_epoch=1,
+            log_every_n_steps=min(20, max(1, len(loader))),
+            gradient_clip_val=args.gradient_clip_val,
+            limit_train_batches=args.limit_train_batches,
+            deterministic=False,
+        )
+        val_loader = _eval_loader(val_set, args)
+        if not resume:
+            # Like the seed: a first validation shows the untrained model's recall.
+            trainer.validate(module, dataloaders=val_loader, verbose=False)
+    with resumable_on_interrupt(trainer, run_dir, exp_name, log_root):
+        trainer.fit(module, train_dataloaders=loader, val_dataloaders=val_loader,
+                    ckpt_path=resume, weights_only=False)
     best = checkpoint_cb.best_model_path or last_cb.best_model_path
     last = str(run_dir / "checkpoints" / "last.ckpt")
     logger.info("Best checkpoint: %s", best)
@@ -282,23 +329,46 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def test(args: argparse.Namespace) -> list[dict[str, Any]]:
-    """Tests a checkpoint on every --test_path; no training. Returns one result per set."""
-    checkpoint = _require(getattr(args, "ckpt_path", None), "--ckpt_path")
+    """Tests a checkpoint (or a published ``--model``) on every --test_path; no training.
+
+    Returns one result per set.
+    """
+    checkpoint = getattr(args, "ckpt_path", None)
+    choice = published_choice(args)
+    if not checkpoint and not choice.model:
+        raise RunError("--ckpt_path (a checkpoint of vpr train) or --model (a published model) "
+                       "is required")
+    if checkpoint and choice.weights:
+        raise RunError("--weights is for --model without --ckpt_path: the checkpoint holds "
+                       "its own weights")
     hparams = resolve_hparams(args, checkpoint)
     test_paths = args.test_path or []
     if not test_paths:
         raise RunError("--test_path is required: the folder(s) with database/ and queries/")
     test_sets = [_retrieval_set(path, hparams, args) for path in test_paths]
-    run_dir = Path(checkpoint).resolve().parent.parent
-    if not (run_dir / "checkpoints").is_dir():
-        run_dir = Path(checkpoint).resolve().parent
+    if checkpoint:
+        run_dir = Path(checkpoint).resolve().parent.parent
+        if not (run_dir / "checkpoints").is_dir():
+            run_dir = Path(checkpoint).resolve().parent
+    else:
+        name = args.exp_name or f"{hparams['published_model'].replace(':', '_')}_" \
+            f"{time.strftime('%Y-%m-%d_%H-%M-%S')}"
+        run_dir = run_dir_of(args.log_dir, name)
+    run_dir.mkdir(parents=True, exist_ok=True)
     setup_logging(run_dir, file_prefix="test_")
     logger.info("Command: %s", " ".join(shlex.quote(part) for part in sys.argv))
-    module = load_module(checkpoint, **_load_overrides(hparams))
+    if checkpoint:
+        module = load_module(checkpoint, **_load_overrides(hparams))
+        source = checkpoint
+    else:
+        module = VPRModule(**hparams)
+        load_published_weights(module, hparams["published_model"], choice.weights,
+                               hparams.get("image_size"))
+        source = f"{hparams['published_model']} ({choice.weights or 'registered source'})"
     _configure_input(module, hparams, args)
     L.seed_everything(args.seed, workers=True)
     trainer = _trainer(args, logger=False)
-    return [_run_test(trainer, module, test_set, args, run_dir, checkpoint, ckpt_path=None)
+    return [_run_test(trainer, module, test_set, args, run_dir, source, ckpt_path=None)
             for test_set in test_sets]
 
 
@@ -347,7 +417,7 @@ RESUMED_SETTINGS = ("train_path", "val_path", "test_path", "batch_size", "img_pe
                     "min_img_per_place", "positive_dist_threshold", "randaugment_ops",
                     "eval_batch_size", "seed", "gradient_clip_val", "limit_train_batches",
                     "precision", "pipeline", "decode", "cache_images", "channels_last",
-                    "compile")
+                    "compile", "train_format")
 
 
 def _fill_args_from_previous(args: argparse.Namespace, run_dir: Path) -> None:

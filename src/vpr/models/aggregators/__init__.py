@@ -6,6 +6,8 @@ Importing this package registers every aggregator; look them up by exact name wi
 
 from vpr.models.aggregators.avgpool import AvgPool
 from vpr.models.aggregators.base import Aggregator
+from vpr.models.aggregators.boq import BoQ, QueryBlock
+from vpr.models.aggregators.classtoken import ClassToken
 from vpr.models.aggregators.convap import ConvAP
 from vpr.models.aggregators.convgem import ConvGeM
 from vpr.models.aggregators.cosplace import CosPlace
@@ -19,11 +21,14 @@ from vpr.models.aggregators.registry import (
     list_aggregators,
     register_aggregator,
 )
+from vpr.models.aggregators.salad import SALAD, log_sinkhorn
 
 __all__ = [
     "AGGREGATORS",
     "Aggregator",
     "AvgPool",
+    "BoQ",
+    "ClassToken",
     "ConvAP",
     "ConvGeM",
     "CosPlace",
@@ -32,9 +37,12 @@ __all__ = [
     "GeMPool",
     "MixVPR",
     "NetVLAD",
+    "QueryBlock",
+    "SALAD",
     "build_aggregator",
     "gem_pool",
     "get_aggregator_class",
     "list_aggregators",
+    "log_sinkhorn",
     "register_aggregator",
 ]

@@ -20,6 +20,9 @@ class Aggregator(nn.Module):
     backbone_cut_after: ClassVar[str] = "layer4"
     # The name the class was registered under, as spelled there; set by `register_aggregator`.
     registry_name: ClassVar[str] = ""
+    # Aggregators that also read the backbone's global token (a ViT's class token, a ResNet's
+    # mean feature) set this and implement `aggregate_with_token`.
+    uses_class_token: ClassVar[bool] = False
 
     def __init__(self, in_channels: int, out_dim: int) -> None:
         """Stores the input width and the descriptor size."""
@@ -31,14 +34,33 @@ class Aggregator(nn.Module):
         """Returns the unnormalised (B,out_dim) descriptors of a (B,C,h,w) feature map."""
         raise NotImplementedError
 
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
-        """Returns the L2-normalised (B,out_dim) descriptors of a (B,C,h,w) feature map."""
+    def aggregate_with_token(
+        self, features: torch.Tensor, class_token: torch.Tensor
+    ) -> torch.Tensor:
+        """Returns the unnormalised descriptors of a feature map and its (B,C) global token."""
+        raise NotImplementedError
+
+    def forward(
+        self, features: torch.Tensor, class_token: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Returns the L2-normalised (B,out_dim) descriptors of a (B,C,h,w) feature map.
+
+        Args:
+            features: the backbone's feature map.
+            class_token: the backbone's (B,C) global token, read by aggregators with
+                `uses_class_token`; when not given they use the map's spatial mean (which
+                is what a ResNet backbone gives).
+        """
         if features.dim() != 4 or features.shape[1] != self.in_channels:
             raise ValueError(
                 f"{type(self).__name__} expects features of shape (B, {self.in_channels}, h, w), "
                 f"got {tuple(features.shape)}"
             )
-        return F.normalize(self.aggregate(features), p=2, dim=1)
+        if not self.uses_class_token:
+            return F.normalize(self.aggregate(features), p=2, dim=1)
+        if class_token is None:
+            class_token = features.mean(dim=(2, 3))
+        return F.normalize(self.aggregate_with_token(features, class_token), p=2, dim=1)
 
     def extra_repr(self) -> str:
         """Shows the input and output widths when the module is printed."""

@@ -49,8 +49,13 @@ class MixVPR(Aggregator):
         mlp_ratio: int = 1,
         out_channels: int | None = None,
         out_rows: int = 4,
+        row_bias: bool = True,
     ) -> None:
-        """Builds `mix_depth` mixers and the two projections for a (C, h, w) input."""
+        """Builds `mix_depth` mixers and the two projections for a (C, h, w) input.
+
+        `row_bias=False` drops the bias of the row projection, as in the authors' published
+        MixVPR weights (their row projection has none).
+        """
         if out_channels is None:
             if descriptors_dim % out_rows != 0:
                 raise ValueError(
@@ -65,7 +70,7 @@ class MixVPR(Aggregator):
             *(FeatureMixer(num_positions, mlp_ratio) for _ in range(mix_depth))
         )
         self.channel_projection = nn.Linear(in_channels, out_channels)
-        self.row_projection = nn.Linear(num_positions, out_rows)
+        self.row_projection = nn.Linear(num_positions, out_rows, bias=row_bias)
         self._init_linear_layers()
 
     def _init_linear_layers(self) -> None:
@@ -74,7 +79,8 @@ class MixVPR(Aggregator):
         for module in self.modules():
             if isinstance(module, nn.Linear):
                 nn.init.trunc_normal_(module.weight, std=0.02)
-                nn.init.zeros_(module.bias)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
 
     def aggregate(self, features: torch.Tensor) -> torch.Tensor:
         """Returns the (B, out_channels*out_rows) flattened projections."""

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from vpr.models.aggregators.base import Aggregator
+from vpr.utils.option_check import check_options
 
 AggregatorClass = TypeVar("AggregatorClass", bound=type[Aggregator])
 
@@ -68,4 +69,7 @@ def build_aggregator(
         A module mapping (B,C,h,w) to L2-normalised (B,out_dim) descriptors.
     """
     cls = get_aggregator_class(name)
+    # A misspelt key or a value of the wrong type is refused here, listing the valid ones.
+    check_options(f"aggregator {cls.registry_name}", cls, options,
+                  skip=("in_channels", "feature_size", "descriptors_dim"))
     return cls(in_channels, tuple(feature_size), descriptors_dim, **options)

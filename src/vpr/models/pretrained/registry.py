@@ -23,7 +23,7 @@ class PublishedModel:
         agg_arch: our aggregator registry name.
         agg_options: aggregator keyword options.
         descriptors_dim: the published descriptor size.
-        image_size: (H, W) the authors evaluate at.
+        image_size: (H, W) the authors evaluate at; None: every image at its own size.
         mean: normalisation mean (RGB, 0-1 scale).
         std: normalisation std.
         convert: maps the authors' state dict (already unwrapped from its container) onto our
@@ -39,7 +39,7 @@ class PublishedModel:
     backbone: str
     agg_arch: str
     descriptors_dim: int
-    image_size: tuple[int, int]
+    image_size: tuple[int, int] | None
     convert: Callable[[StateDict], dict[str, torch.Tensor]]
     agg_options: dict[str, Any] = field(default_factory=dict)
     backbone_options: dict[str, Any] = field(default_factory=dict)

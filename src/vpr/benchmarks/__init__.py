@@ -1,0 +1,1 @@
+"""Standard benchmarks: pinned protocols (manifests) and the `vpr benchmark` workflow."""

@@ -1,0 +1,1 @@
+"""Tools for datasets on disk: converters of the standard benchmarks into the @-format."""
