@@ -57,10 +57,7 @@ class OnnxExtractor(nn.Module):
         self.descriptors_dim = int(self.sidecar["output"]["dim"])
         self.input_name = spec["name"]
         self.output_name = self.sidecar["output"]["name"]
-        transform = InputTransform()
-        transform.mean = torch.tensor(spec["mean"], dtype=torch.float32).view(1, 3, 1, 1)
-        transform.std = torch.tensor(spec["std"], dtype=torch.float32).view(1, 3, 1, 1)
-        self.input_transform = transform
+        self.input_transform = InputTransform(mean=tuple(spec["mean"]), std=tuple(spec["std"]))
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = int(threads or cpu_threads())
         options.inter_op_num_threads = 1
