@@ -324,7 +324,8 @@ def main() -> None:
     machine = _machine()
     header = (f"{args.rows:,} synthetic clustered {args.dim}-D unit descriptors, "
               f"{args.queries:,} queries, k=10; {machine}.")
-    table = "\n".join([header, "", *lines, "", *rss_lines]) + "\n"
+    table = "\n".join([header, "", *lines, *(["", *rss_lines] if len(rss_lines) > 2 else [])])
+    table += "\n"
     print("\n" + table)
     if args.table:
         args.table.write_text(table)
