@@ -63,7 +63,7 @@ def measure(spec: str, size: int, precision: str, batch: int, seconds: float) ->
     images = torch.randn(batch, 3, size, size)
     autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16")
     with torch.inference_mode(), autocast:
-        model(images)  # warm-up
+        model(images)  # warm-up: oneDNN builds its kernels for this shape on the first call
         done, started = 0, time.perf_counter()
         while done == 0 or time.perf_counter() - started < seconds:
             descriptors = model(images)
@@ -81,8 +81,8 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS),
                         help="BACKBONE+AGGREGATOR specs")
     parser.add_argument("--sizes", type=int, nargs="+", default=[224, 322])
-    parser.add_argument("--batch", type=int, default=4)
-    parser.add_argument("--seconds", type=float, default=6.0,
+    parser.add_argument("--batch", type=int, default=2)
+    parser.add_argument("--seconds", type=float, default=3.0,
                         help="time each configuration for at least this long")
     parser.add_argument("--threads", type=int, default=None, help="torch threads")
     parser.add_argument("--json", type=Path, default=None, help="also write the rows here")

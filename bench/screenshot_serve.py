@@ -1,10 +1,11 @@
-"""Screenshot of `vpr serve`'s page after a prediction, for the README (docs/images/serve.png).
+"""Screenshot of `vpr serve`'s page after a batch, for the README (docs/images/serve.png).
 
 Serves the synthetic index of `serve_load.py` (made in --workdir if absent) on loopback,
 opens the page in headless Chromium (Debian's chromium + chromium-driver, driven by
-Selenium; nothing downloaded), uploads a query photo through the file input, waits for the
-prediction and saves a PNG. Without --photo, the query located with the highest
-confidence is shown.
+Selenium; nothing downloaded), uploads query photos through the file input, waits for the
+predictions and saves a PNG: the results table, then the first photo's map and matches.
+Without --photo, the --photos queries located with the highest confidence are sent, the
+most confident first. Headless here means offline: the map shows its plain background.
 
     python bench/screenshot_serve.py --out docs/images/serve.png
 """
@@ -29,16 +30,17 @@ CHROMIUM_FLAGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-
                   "--hide-scrollbars")
 
 
-def most_confident(index: Path, photos: list[Path], top_k: int) -> Path:
-    """The photo that `locate` places with the highest confidence (first one on ties)."""
+def most_confident(index: Path, photos: list[Path], top_k: int, count: int) -> list[Path]:
+    """The ``count`` photos that `locate` places with the highest confidence, best first."""
     from vpr.locate import locate
 
     results = locate(photos, index, top_k=top_k, device="cpu")
-    return max(zip(photos, results), key=lambda pair: pair[1].confidence)[0]
+    ranked = sorted(zip(photos, results), key=lambda pair: -pair[1].confidence)
+    return [photo for photo, _ in ranked[:count]]
 
 
-def screenshot(url: str, photo: Path, out: Path, size: tuple[int, int]) -> None:
-    """Uploads ``photo`` on the page at ``url`` and saves the page as a PNG in ``out``."""
+def screenshot(url: str, photos: list[Path], out: Path, size: tuple[int, int]) -> None:
+    """Uploads ``photos`` on the page at ``url`` and saves the page as a PNG in ``out``."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
@@ -57,12 +59,16 @@ def screenshot(url: str, photo: Path, out: Path, size: tuple[int, int]) -> None:
             driver.get(url)
             state = "return document.body.dataset.state"
             WebDriverWait(driver, 20).until(lambda d: d.execute_script(state) == "ready")
-            driver.find_element(By.ID, "photo").send_keys(str(photo.resolve()))
+            driver.find_element(By.ID, "photo").send_keys(
+                "\n".join(str(photo.resolve()) for photo in photos))
             WebDriverWait(driver, 60).until(
                 lambda d: d.execute_script(state) in ("done", "error"))
             WebDriverWait(driver, 30).until(lambda d: d.execute_script(
                 "return [...document.querySelectorAll('#matches img')]"
                 ".every(i => i.complete && i.naturalWidth)"))
+            # The map: tiles (online) or its plain background and note (offline).
+            WebDriverWait(driver, 30).until(lambda d: d.execute_script(
+                "return document.body.dataset.map") in ("tiles", "offline"))
             # The whole page, however tall: a viewport of exactly its size.
             height = driver.execute_script("return document.documentElement.scrollHeight")
             driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
@@ -81,6 +87,8 @@ def main() -> None:
     parser.add_argument("--index", type=Path, default=None,
                         help="an existing index (default: the synthetic one in --workdir)")
     parser.add_argument("--photo", type=Path, default=None, help="the photo to upload")
+    parser.add_argument("--photos", type=int, default=6,
+                        help="without --photo: how many queries to upload (default: 6)")
     parser.add_argument("--workdir", type=Path,
                         default=Path(tempfile.gettempdir()) / "vpr-serve-bench")
     parser.add_argument("--image_size", type=parse_size, default=(256, 192), metavar="WxH")
@@ -97,10 +105,11 @@ def main() -> None:
         index, queries = prepare_index(args.workdir, args.image_size, args.ckpt)
     else:
         index, queries = args.index, []
-    photo = args.photo or most_confident(index, queries, args.top_k)
-    print(f"Uploading {photo.name}")
+    photos = [args.photo] if args.photo else most_confident(index, queries, args.top_k,
+                                                            args.photos)
+    print(f"Uploading {', '.join(photo.name for photo in photos)}")
     with serve_in_background(create_app(index, top_k=args.top_k, device="cpu")) as url:
-        screenshot(url, photo, args.out, args.window)
+        screenshot(url, photos, args.out, args.window)
     print(f"Saved {args.out}")
 
 

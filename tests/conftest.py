@@ -69,3 +69,39 @@ def served_world(tmp_path_factory) -> dict[str, Path]:
     ckpt = save_tiny_checkpoint(root / "model.ckpt")
     LocationIndex.build(root / "index", ckpt, root / "database", device="cpu")
     return {"database": root / "database", "ckpt": ckpt, "index": root / "index"}
+
+
+# Lisbon, UTM zone 29S: about 1,500 km from the Turin places of `test_locate` (zone 32T).
+FAR_CITY_LATLON = (38.7223, -9.1393)
+
+
+@pytest.fixture(scope="session")
+def two_city_world(tmp_path_factory) -> dict[str, Path]:
+    """An index of two cities in different UTM zones: places 0-3 of `test_locate` (Turin,
+    32T, 3 images each) and one image in Lisbon (29S) that looks like place 0.
+
+    A place-0 photo thus finds its 3 images in Turin (the winning cluster) and, next, the
+    Lisbon image: a match in another zone and hemisphere of longitude. Keys: ``database``,
+    ``ckpt``, ``index``, ``far`` (the Lisbon image).
+    """
+    import utm
+    from test_locate import save_tiny_checkpoint, write_place
+
+    from vpr.locate import LocationIndex
+
+    root = tmp_path_factory.mktemp("two_cities")
+    for place in range(4):
+        write_place(root / "database", place)
+    latitude, longitude = FAR_CITY_LATLON
+    east, north, zone_number, zone_letter = utm.from_latlon(latitude, longitude)
+    tag = GeoTag(utm_east=float(east), utm_north=float(north), utm_zone_number=zone_number,
+                 utm_zone_letter=zone_letter, latitude=latitude, longitude=longitude,
+                 note="lisbon")
+    # Place 0's pattern (as write_geo_image draws it) under other faint noise.
+    base = np.random.default_rng(0).integers(0, 256, size=(32, 32, 3))
+    noise = np.random.default_rng(999).integers(-6, 7, size=base.shape)
+    far = root / "database" / format_filename(tag, ".png")
+    Image.fromarray(np.clip(base + noise, 0, 255).astype(np.uint8)).save(far)
+    ckpt = save_tiny_checkpoint(root / "model.ckpt")
+    LocationIndex.build(root / "index", ckpt, root / "database", device="cpu")
+    return {"database": root / "database", "ckpt": ckpt, "index": root / "index", "far": far}

@@ -225,11 +225,13 @@ def test_map_has_one_marker_per_match_and_works_offline(built, world, tmp_path):
     photo = sorted(world["database"].iterdir())[4]
     result = locate(photo, built, top_k=5, device="cpu")[0]
     page = render_map(result, tmp_path / "map.html").read_text()
-    assert len(re.findall(r'class="marker match"', page)) == 5
-    assert len(re.findall(r'class="marker prediction"', page)) == 1
-    # The markers are inline SVG: no script is needed to see them.
-    svg = page[page.index("<svg"):page.index("</svg>")]
-    assert svg.count('class="marker match"') == 5 and "<script" not in svg
+    # One table row per match (readable without scripts), and the 5 in the map's data.
+    assert len(re.findall(r'<tr data-rank="\d"', page)) == 5
+    data = json.loads(re.search(r'<script type="application/json" id="results">(.*?)</script>',
+                                page).group(1))
+    assert [m["rank"] for m in data[0]["matches"]] == [1, 2, 3, 4, 5]
+    # Leaflet is inlined, not fetched (the map in a browser: tests/test_locate_map.py).
+    assert "unpkg" not in page and "<script src" not in page
     grid = render_grid([result, result], tmp_path / "grid.jpg")
     with Image.open(grid) as image:
         assert image.format == "JPEG" and image.height > 2 * 192
@@ -238,7 +240,7 @@ def test_map_has_one_marker_per_match_and_works_offline(built, world, tmp_path):
 def test_map_without_coordinates_still_draws(tmp_path):
     result = LocateResult("x.jpg", None, None, 10.0, 20.0, None, "", 0.5, 1, 25.0, [])
     page = render_map([result], tmp_path / "m.html").read_text()
-    assert 'class="marker prediction"' in page
+    assert 'id="photo-0"' in page and "Predicted location: <b>?</b>" in page
 
 
 # ---- command line

@@ -38,7 +38,8 @@ def _features(batch_size: int = 2, channels: int = IN_CHANNELS) -> torch.Tensor:
 def test_aggregator_shape_norm_and_gradients(name: str) -> None:
     torch.manual_seed(0)
     aggregator = build_aggregator(name, IN_CHANNELS, FEATURE_SIZE, descriptors_dim=32)
-    descriptors = aggregator(_features())
+    # Features that require grad, so a weightless aggregator (ClassToken) can backpropagate.
+    descriptors = aggregator(_features().requires_grad_())
 
     assert descriptors.shape == (2, aggregator.out_dim)
     assert descriptors.dtype == torch.float32

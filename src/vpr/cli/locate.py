@@ -31,7 +31,9 @@ def add_parser(subparsers) -> None:
                         help="matches within this many metres form a cluster (default: 25)")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.add_argument("--map", type=Path, default=None, metavar="HTML",
-                        help="write a self-contained HTML map of the matches (works offline)")
+                        help="write one self-contained HTML map of the photos "
+                             "(OpenStreetMap tiles when online; offline, the points, radius "
+                             "and scale on a plain background)")
     parser.add_argument("--grid", type=Path, default=None, metavar="JPG",
                         help="write an image: each photo beside its matches")
     parser.add_argument("--ckpt_path", default=None,
@@ -58,6 +60,8 @@ def _photos(items: list[str]) -> list[Path]:
 
 
 def _format(result) -> str:
+    from vpr.locate.geodesy import format_distance
+
     def latlon(latitude, longitude) -> str:
         return "?, ?" if latitude is None else f"{latitude:.6f}, {longitude:.6f}"
 
@@ -72,8 +76,7 @@ def _format(result) -> str:
                  f"{len(result.matches)} matches within {result.radius_m:g} m)")
     lines.append(f"  {'#':>3} {'similarity':>10} {'to pred.':>9}  {'lat, lon':<23} image")
     for match in result.matches:
-        distance = ("?" if match.distance_to_prediction_m is None
-                    else f"{match.distance_to_prediction_m:.0f} m")
+        distance = format_distance(match.distance_to_prediction_m)
         marker = "*" if match.in_cluster else " "
         lines.append(f"  {match.rank:>3} {match.similarity:>10.3f} {distance:>9}{marker} "
                      f"{latlon(match.latitude, match.longitude):<23} {match.path}")
@@ -84,9 +87,13 @@ def run(args: argparse.Namespace) -> int:
     from vpr.locate import LocationIndex, locate
     from vpr.utils.disk import check_writable
 
-    for flag, path in (("--map", args.map), ("--grid", args.grid)):
-        if path is not None:  # a read-only or full disk fails before the search
-            check_writable(Path(path).parent, f"folder of {flag}")
+    # A read-only or full disk, or a folder given for a file, fails before the search.
+    if args.map is not None:
+        from vpr.locate.render import check_map_target
+
+        check_map_target(args.map)
+    if args.grid is not None:
+        check_writable(Path(args.grid).parent, "folder of --grid")
     index = LocationIndex.load(args.index, nprobe=args.nprobe)
     model = index.load_model(model_file_of_index(index, args), runtime=runtime_from_args(args))
     results = locate(_photos(args.photos), index, top_k=args.top_k, radius_m=args.radius,

@@ -17,9 +17,11 @@ def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
         "serve", help="serve a web page and an HTTP API that locate photos with an index",
         description="Load a location index and its model once, then answer POST /locate "
-                    "(an uploaded photo -> the JSON of `vpr locate --json`), GET / (a page: "
-                    "pick or drop a photo, see the prediction, the matches and a map), "
-                    "GET /thumbnail/ID, GET /health and /docs. Binds to loopback by default. "
+                    "(an uploaded photo -> the JSON of `vpr locate --json`), POST /locate/batch "
+                    "(several photos), GET / (a page: drop photos or a folder, see each "
+                    "prediction on a map with its matches, download CSV/GeoJSON), "
+                    "GET /thumbnail/ID, GET /image/ID, GET /health and /docs. Binds to "
+                    "loopback by default. "
                     "Needs fastapi, uvicorn and python-multipart.",
     )
     parser.add_argument("--index", required=True, help="a folder made by `vpr index build`")
@@ -43,9 +45,23 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--log_level", default="info",
                         choices=("debug", "info", "warning", "error"),
                         help="server log level; debug also logs each request (default: info)")
+    add_batch_options(parser)
     add_limit_options(parser)
     add_runtime_options(parser)
     parser.set_defaults(func=run)
+
+
+def add_batch_options(parser: argparse.ArgumentParser) -> None:
+    """How many photos one POST /locate/batch (and the page's drops) may carry."""
+    # The defaults of vpr.serve.app, repeated: the parser does not import fastapi.
+    DEFAULT_MAX_BATCH_FILES, DEFAULT_MAX_BATCH_MB = 50, 100.0
+    parser.add_argument("--max_batch_files", type=int, default=DEFAULT_MAX_BATCH_FILES,
+                        help="most photos in one POST /locate/batch; more get 413 (default: "
+                             f"{DEFAULT_MAX_BATCH_FILES}); the page splits larger drops")
+    parser.add_argument("--max_batch_mb", type=float, default=DEFAULT_MAX_BATCH_MB,
+                        help="largest POST /locate/batch body, in MB; larger get 413 "
+                             f"(default: {DEFAULT_MAX_BATCH_MB:g}); each photo still at most "
+                             "--max_upload_mb")
 
 
 def add_limit_options(parser: argparse.ArgumentParser) -> None:
@@ -81,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
                      radius_m=args.radius, max_upload_mb=args.max_upload_mb,
                      device=args.device, nprobe=args.nprobe, max_decodes=args.max_decodes,
                      max_pixels=args.max_pixels, read_timeout=args.read_timeout,
+                     max_batch_files=args.max_batch_files, max_batch_mb=args.max_batch_mb,
                      runtime=runtime_from_args(args))
     try:
         serve(app, host=args.host, port=args.port, log_level=args.log_level)

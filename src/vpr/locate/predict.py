@@ -156,6 +156,18 @@ def _to_latlon(east: float, north: float, zone_number: int | None, zone_letter: 
     return None, None
 
 
+def _distance_to_prediction(record: dict[str, Any], latitude: float | None,
+                            longitude: float | None) -> float | None:
+    """Geodesic metres from a match to the prediction, in any zone; None if either is unplaced."""
+    from vpr.locate.geodesy import geodesic_m, latlon_of
+
+    point = latlon_of(record["latitude"], record["longitude"], record["utm_east"],
+                      record["utm_north"], record["utm_zone_number"], record["utm_zone_letter"])
+    if point is None or latitude is None or longitude is None:
+        return None
+    return round(geodesic_m(latitude, longitude, *point), 2)
+
+
 def _result(photo: str, index: LocationIndex, similarities: np.ndarray, items: np.ndarray,
             radius_m: float) -> LocateResult:
     keep = items >= 0  # approximate indexes may return fewer than k neighbours
@@ -176,15 +188,13 @@ def _result(photo: str, index: LocationIndex, similarities: np.ndarray, items: n
     )
     matches = []
     for rank, (record, similarity) in enumerate(zip(records, similarities), 1):
-        same_zone = (record["utm_zone_number"], record["utm_zone_letter"]) == zones[members[0]]
-        distance = float(np.hypot(record["utm_east"] - prediction.utm_east,
-                                  record["utm_north"] - prediction.utm_north))
+        distance = _distance_to_prediction(record, latitude, longitude)
         matches.append(Match(
             rank=rank, path=record["path"], similarity=round(float(similarity), 6),
             utm_east=record["utm_east"], utm_north=record["utm_north"],
             utm_zone_number=record["utm_zone_number"], utm_zone_letter=record["utm_zone_letter"],
             latitude=record["latitude"], longitude=record["longitude"],
-            distance_to_prediction_m=round(distance, 2) if same_zone else None,
+            distance_to_prediction_m=distance,
             in_cluster=bool(prediction.members[rank - 1]),
         ))
     return LocateResult(

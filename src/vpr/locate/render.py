@@ -1,21 +1,30 @@
 """Showing `locate` results: a self-contained HTML map, and a JPEG grid of the matches.
 
-The map draws its markers in inline SVG from the coordinates alone, so it works offline and
-from a file:// URL. When the page can reach the Leaflet CDN, it also shows the same points
-on OpenStreetMap tiles below; nothing of the SVG depends on that.
+The map file is one HTML page that fetches nothing but OpenStreetMap's tiles: Leaflet
+(vendored in `vpr.assets`), its marker images (as data: URLs) and our map
+(``vpr/assets/map/locationmap.js``, the same as `vpr serve`'s page draws with) are inlined,
+and a Content-Security-Policy forbids any other load. Each photo's view fits its winning
+cluster; matches elsewhere are listed below the map with their geodesic distance, one click
+each. Offline (no tile arrives), the points, the radius and the scale stay on a plain
+background with a note.
+
+Several photos share one map: a table lists them (click a row), and the selected photo's
+prediction, matches and table are shown; the others are one click away.
 """
 
 from __future__ import annotations
 
+import base64
 import html
 import json
-import math
+import re
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
-import numpy as np
 from PIL import Image, ImageDraw
 
+from vpr.assets import OSM_TILE_ORIGIN, OSM_TILE_URL, read_asset
 from vpr.eval.predictions import (
     BACKGROUND_COLOUR,
     CORRECT_COLOUR,
@@ -24,213 +33,227 @@ from vpr.eval.predictions import (
     _load_tile,
     _row_image,
 )
-from vpr.locate.predict import LocateResult
+from vpr.locate.geodesy import format_distance, latlon_of
+from vpr.locate.predict import LocateResult, Match
 from vpr.utils.atomic import write_bytes_atomic
 
-SVG_SIZE = (640, 420)
-SVG_PADDING = 40
-# Metres per degree of latitude, and of longitude at the equator (an equirectangular
-# projection is exact to a fraction of a percent over the few km a map shows).
-METRES_PER_DEGREE_LAT = 110_540.0
-METRES_PER_DEGREE_LON = 111_320.0
-MATCH_FILL = {True: "#1a9850", False: "#d73027"}  # in the cluster, outside it
-PREDICTION_FILL = "#2b6cb0"
-LEAFLET = "https://unpkg.com/leaflet@1.9.4/dist/leaflet"
+# Nothing but inline code and styles, data: images and OpenStreetMap's tiles: a map file
+# opened later cannot be made to load anything else (nor to send anything anywhere).
+CONTENT_SECURITY_POLICY = (f"default-src 'none'; img-src data: {OSM_TILE_ORIGIN}; "
+                           "style-src 'unsafe-inline'; script-src 'unsafe-inline'; "
+                           "base-uri 'none'; form-action 'none'")
+# The prediction's pin: Leaflet's own marker images, as data: URLs.
+PIN_IMAGES = {"iconUrl": "marker-icon.png", "iconRetinaUrl": "marker-icon-2x.png",
+              "shadowUrl": "marker-shadow.png"}
 
 
-def _plane_points(result: LocateResult) -> tuple[np.ndarray, np.ndarray | None, str]:
-    """Matches and prediction on a local plane in metres (x east, y north).
+def check_map_target(path: str | Path) -> None:
+    """Checks that ``path`` can be the map file: not a folder, its folder writable.
 
-    Lat/lon are used when every point has them, else UTM (one zone assumed).
+    Called before long work, so that a bad ``--map`` is one line, not a lost search.
+
+    Raises:
+        ValueError: ``path`` is an existing folder.
+        DiskError: its folder is read-only, full or forbidden.
     """
-    points = [(m.latitude, m.longitude, m.utm_east, m.utm_north) for m in result.matches]
-    use_latlon = result.latitude is not None and all(
-        p[0] is not None and p[1] is not None for p in points)
-    if use_latlon:
-        lat0 = result.latitude
-        scale = math.cos(math.radians(lat0)) * METRES_PER_DEGREE_LON
+    from vpr.utils.disk import check_writable
 
-        def plane(latitude: float, longitude: float) -> tuple[float, float]:
-            return ((longitude - result.longitude) * scale,
-                    (latitude - lat0) * METRES_PER_DEGREE_LAT)
-
-        matches = np.array([plane(p[0], p[1]) for p in points]).reshape(-1, 2)
-        return matches, np.zeros(2), "latitude/longitude"
-    matches = np.array([(p[2], p[3]) for p in points], np.float64).reshape(-1, 2)
-    if result.utm_east is None:
-        return matches, None, "UTM"
-    centre = np.array([result.utm_east, result.utm_north])
-    return matches - centre, np.zeros(2), "UTM"
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"map file {path} is a folder; expected the name of an HTML file")
+    check_writable(path.parent, "folder of the map file")
 
 
-def _scale_bar(metres_per_pixel: float) -> tuple[float, str]:
-    """A round length (1, 2 or 5 x 10^n m) about 100 px long, and its label."""
-    target = 100 * metres_per_pixel
-    power = 10 ** math.floor(math.log10(target))
-    length = min((step * power for step in (1, 2, 5, 10)), key=lambda v: abs(v - target))
-    label = f"{length / 1000:g} km" if length >= 1000 else f"{length:g} m"
-    return length / metres_per_pixel, label
+def _data_url(name: str) -> str:
+    encoded = base64.b64encode(read_asset(f"leaflet/images/{name}")).decode("ascii")
+    return f"data:image/png;base64,{encoded}"
 
 
-def _svg(result: LocateResult) -> str:
-    width, height = SVG_SIZE
-    matches, prediction, projection = _plane_points(result)
-    everything = matches if prediction is None else np.vstack([matches, prediction[None]])
-    if len(everything) == 0:
-        return f'<svg class="map" width="{width}" height="{height}"></svg>'
-    low, high = everything.min(axis=0), everything.max(axis=0)
-    # At least the cluster radius around everything, so that one point is not a zoom to 0.
-    span = np.maximum(high - low, 2 * result.radius_m)
-    centre = (low + high) / 2
-    metres_per_pixel = float(max(span[0] / (width - 2 * SVG_PADDING),
-                                 span[1] / (height - 2 * SVG_PADDING)))
-
-    def pixel(point: np.ndarray) -> tuple[float, float]:
-        x = width / 2 + (point[0] - centre[0]) / metres_per_pixel
-        y = height / 2 - (point[1] - centre[1]) / metres_per_pixel  # SVG y grows downwards
-        return round(float(x), 1), round(float(y), 1)
-
-    parts = [f'<svg class="map" xmlns="http://www.w3.org/2000/svg" width="{width}" '
-             f'height="{height}" viewBox="0 0 {width} {height}">',
-             f'<rect width="{width}" height="{height}" fill="#f4f1ea" stroke="#999"/>']
-    if prediction is not None:
-        x, y = pixel(prediction)
-        radius = result.radius_m / metres_per_pixel
-        parts.append(f'<circle class="cluster-radius" cx="{x}" cy="{y}" r="{radius:.1f}" '
-                     'fill="none" stroke="#2b6cb0" stroke-dasharray="4 3">'
-                     f"<title>{result.radius_m:g} m around the prediction</title></circle>")
-    # Worst match first, so that the best one is drawn on top.
-    for match, point in reversed(list(zip(result.matches, matches))):
-        x, y = pixel(point)
-        tip = (f"#{match.rank} similarity {match.similarity:.3f}, "
-               f"{_distance_text(match.distance_to_prediction_m)} from the prediction\n"
-               f"{match.path}")
-        parts.append(
-            f'<g class="marker match" data-rank="{match.rank}">'
-            f'<circle cx="{x}" cy="{y}" r="9" fill="{MATCH_FILL[match.in_cluster]}" '
-            f'stroke="white" stroke-width="1.5"><title>{html.escape(tip)}</title></circle>'
-            f'<text x="{x}" y="{y + 4}" text-anchor="middle" font-size="11" fill="white">'
-            f'{match.rank}</text></g>')
-    if prediction is not None:
-        x, y = pixel(prediction)
-        star = " ".join(
-            f"{x + (13 if i % 2 == 0 else 5.5) * math.sin(i * math.pi / 5):.1f},"
-            f"{y - (13 if i % 2 == 0 else 5.5) * math.cos(i * math.pi / 5):.1f}"
-            for i in range(10))
-        parts.append(f'<polygon class="marker prediction" points="{star}" '
-                     f'fill="{PREDICTION_FILL}" fill-opacity="0.8" stroke="white" '
-                     'stroke-width="1.5">'
-                     f'<title>prediction, confidence {result.confidence:.2f}</title></polygon>')
-    bar, label = _scale_bar(metres_per_pixel)
-    parts.append(f'<g class="scale"><line x1="12" y1="{height - 14}" x2="{12 + bar:.1f}" '
-                 f'y2="{height - 14}" stroke="black" stroke-width="3"/>'
-                 f'<text x="12" y="{height - 20}" font-size="11">{label}</text></g>')
-    parts.append(f'<text x="{width - 8}" y="16" font-size="11" text-anchor="end" '
-                 f'fill="#555">north up; {projection}</text>')
-    parts.append("</svg>")
-    return "".join(parts)
+def _leaflet_css() -> str:
+    """Leaflet's CSS with its images as data: URLs and without its comments (which cite
+    bug trackers' web addresses: the file names no address it does not use)."""
+    css = read_asset("leaflet/leaflet.css").decode()
+    css = re.sub(r"/\*.*?\*/", "", css, flags=re.S)
+    return re.sub(r"url\(images/([\w-]+\.png)\)",
+                  lambda found: f"url({_data_url(found.group(1))})", css)
 
 
-def _distance_text(metres: float | None) -> str:
-    if metres is None:
-        return "?"
-    return f"{metres / 1000:.2f} km" if metres >= 1000 else f"{metres:.0f} m"
+def _script_text(text: str) -> str:
+    # "</script" inside an inline script would end it early.
+    return re.sub(r"</(script)", r"<\\/\1", text, flags=re.I)
 
 
-def _coordinates_text(latitude: float | None, longitude: float | None) -> str:
-    return "?" if latitude is None else f"{latitude:.6f}, {longitude:.6f}"
+def _json_text(value: Any) -> str:
+    # JSON inside <script>: no "<" at all, so that no "</script" or "<!--" can end it.
+    return json.dumps(value).replace("<", "\\u003c")
+
+
+def _latlon(match: Match) -> tuple[float, float] | None:
+    return latlon_of(match.latitude, match.longitude, match.utm_east, match.utm_north,
+                     match.utm_zone_number, match.utm_zone_letter)
+
+
+def _map_data(result: LocateResult) -> dict[str, Any]:
+    """What locationmap.js draws of one result: coordinates from UTM where lat/lon lack."""
+    centre = latlon_of(result.latitude, result.longitude, result.utm_east, result.utm_north,
+                       result.utm_zone_number, result.utm_zone_letter)
+    matches = []
+    for match in result.matches:
+        point = _latlon(match)
+        matches.append({"rank": match.rank, "similarity": match.similarity,
+                        "latitude": None if point is None else point[0],
+                        "longitude": None if point is None else point[1],
+                        "in_cluster": match.in_cluster,
+                        "distance_to_prediction_m": match.distance_to_prediction_m})
+    return {"photo": result.photo, "latitude": None if centre is None else centre[0],
+            "longitude": None if centre is None else centre[1], "radius_m": result.radius_m,
+            "confidence": result.confidence, "matches": matches}
+
+
+def _coordinates_text(point: tuple[float, float] | None) -> str:
+    return "?" if point is None else f"{point[0]:.6f}, {point[1]:.6f}"
+
+
+def _photo_row(number: int, result: LocateResult) -> str:
+    top = result.matches[0] if result.matches else None
+    centre = (None if result.latitude is None else (result.latitude, result.longitude))
+    return (f'<tr data-photo="{number}" tabindex="0"><td>{number + 1}</td>'
+            f'<td class="name">{html.escape(Path(result.photo).name)}</td>'
+            f"<td>{_coordinates_text(centre)}</td><td>{result.confidence:.2f}</td>"
+            f"<td>{result.cluster_size} of {len(result.matches)}</td>"
+            f"<td>{format_distance(top.distance_to_prediction_m if top else None)}</td></tr>")
 
 
 def _section(number: int, result: LocateResult) -> str:
     rows = "".join(
-        f"<tr><td>{m.rank}</td><td>{m.similarity:.3f}</td>"
-        f"<td>{_distance_text(m.distance_to_prediction_m)}</td>"
-        f"<td>{_coordinates_text(m.latitude, m.longitude)}</td>"
+        f'<tr data-rank="{m.rank}" class="{"in-cluster" if m.in_cluster else "elsewhere"}">'
+        f"<td>{m.rank}</td><td>{m.similarity:.3f}</td>"
+        f"<td>{format_distance(m.distance_to_prediction_m)}</td>"
+        f"<td>{_coordinates_text(_latlon(m))}</td>"
         f"<td>{m.utm_east:.1f} E, {m.utm_north:.1f} N</td>"
         f"<td>{'yes' if m.in_cluster else 'no'}</td><td>{html.escape(m.path)}</td></tr>"
         for m in result.matches)
     utm_text = ("?" if result.utm_east is None else
                 f"{result.utm_zone_number or ''}{result.utm_zone_letter} "
                 f"{result.utm_east:.1f} E, {result.utm_north:.1f} N")
+    centre = None if result.latitude is None else (result.latitude, result.longitude)
     return (
-        f'<section><h2>{html.escape(Path(result.photo).name)}</h2>'
-        f"<p>Predicted location: <b>{_coordinates_text(result.latitude, result.longitude)}"
-        f"</b> (UTM {utm_text}); confidence <b>{result.confidence:.2f}</b>; "
-        f"{result.cluster_size} of {len(result.matches)} matches within "
-        f"{result.radius_m:g} m of each other.</p>"
-        f"{_svg(result)}"
-        f'<div class="tiles" id="tiles-{number}"></div>'
-        "<table><tr><th>#</th><th>similarity</th><th>to prediction</th><th>lat, lon</th>"
-        f"<th>UTM</th><th>in cluster</th><th>image</th></tr>{rows}</table></section>"
+        f'<section class="photo" id="photo-{number}" data-photo="{number}">'
+        f"<h2>{html.escape(Path(result.photo).name)}</h2>"
+        f"<p>Predicted location: <b>{_coordinates_text(centre)}</b> (UTM {utm_text}); "
+        f"confidence <b>{result.confidence:.2f}</b>; {result.cluster_size} of "
+        f"{len(result.matches)} matches within {result.radius_m:g} m of each other "
+        "(green on the map; red: elsewhere). Click a match to show it on the map.</p>"
+        '<table class="matches"><tr><th>#</th><th>similarity</th><th>to prediction</th>'
+        "<th>lat, lon</th><th>UTM</th><th>in cluster</th><th>image</th></tr>"
+        f"{rows}</table></section>"
     )
 
 
 _STYLE = """
-body { font-family: sans-serif; margin: 1.5em; color: #222; }
-table { border-collapse: collapse; font-size: 12px; margin: 0.5em 0 2em; }
+body { font-family: system-ui, sans-serif; margin: 1.5em; color: #222; }
+table { border-collapse: collapse; font-size: 12px; margin: 0.5em 0 1em; }
 td, th { border: 1px solid #ccc; padding: 2px 6px; text-align: left; }
-.tiles { display: none; width: 640px; height: 420px; margin-top: 0.5em; }
+#photos tbody tr, table.matches tr[data-rank] { cursor: pointer; }
+#photos tbody tr:hover, table.matches tr[data-rank]:hover { background: #ebf4ff; }
+#photos tbody tr.selected { background: #d6e6fa; }
+#photos td.name { max-width: 360px; overflow: hidden; text-overflow: ellipsis;
+                  white-space: nowrap; }
+#map { height: 460px; max-width: 900px; border: 1px solid #999; }
+.js section.photo { display: none; }
+.js section.photo.selected { display: block; }
 """
 
-# Runs only if Leaflet loaded (online): adds tile maps; the SVG above never waits for it.
-_TILES_SCRIPT = """
-function vprTiles() {
-  if (!window.L) return;
-  VPR_POINTS.forEach(function (item, number) {
-    if (item.prediction === null) return;
-    var div = document.getElementById("tiles-" + number);
-    div.style.display = "block";
-    var map = L.map(div).setView(item.prediction, 17);
-    L.tileLayer("https://tile.openstreetmap.org/{z}/{x}/{y}.png",
-                {maxZoom: 19, attribution: "&copy; OpenStreetMap"}).addTo(map);
-    var bounds = [item.prediction];
-    item.matches.forEach(function (m) {
-      L.circleMarker(m.at, {radius: 7, color: m.in_cluster ? "#1a9850" : "#d73027"})
-        .bindTooltip("#" + m.rank).addTo(map);
-      bounds.push(m.at);
+# The file's own part: which photo is shown; the map itself is locationmap.js.
+_PAGE_SCRIPT = """
+(function () {
+  const results = JSON.parse(document.getElementById("results").textContent);
+  const settings = JSON.parse(document.getElementById("settings").textContent);
+  const view = VprMap.create(document.getElementById("map"), {
+    tileUrl: settings.tileUrl, icon: settings.icon, note: document.getElementById("map-note"),
+    elsewhere: document.getElementById("elsewhere")});
+  function select(number) {
+    for (const node of document.querySelectorAll("[data-photo]")) {
+      node.classList.toggle("selected", Number(node.dataset.photo) === number);
+    }
+    view.show(results[number]);
+    window.vpr.selected = number;
+  }
+  for (const row of document.querySelectorAll("#photos tbody tr")) {
+    const open = () => select(Number(row.dataset.photo));
+    row.addEventListener("click", open);
+    row.addEventListener("keydown", event => { if (event.key === "Enter") open(); });
+  }
+  for (const row of document.querySelectorAll("table.matches tr[data-rank]")) {
+    row.addEventListener("click", () => {
+      view.focus(Number(row.dataset.rank));
+      document.getElementById("map").scrollIntoView({block: "nearest"});
     });
-    L.marker(item.prediction).bindTooltip("prediction").addTo(map);
-    map.fitBounds(bounds, {padding: [30, 30], maxZoom: 18});
-  });
-}
+  }
+  window.vpr = {view: view, map: view.map, results: results, select: select, selected: -1};
+  if (results.length) select(0);
+  document.body.dataset.state = "ready";
+})();
 """
 
 
 def render_map(results: LocateResult | Sequence[LocateResult], out_path: str | Path,
                title: str = "vpr locate") -> Path:
-    """Writes an HTML page with, per photo, a map of its matches and prediction.
+    """Writes one self-contained HTML map of the photos' predictions and matches, atomically.
 
-    Each match is one ``<g class="marker match">`` (numbered by rank, green inside the
-    winning cluster, red outside) and the prediction one ``class="marker prediction"`` star.
+    The page shows one map: a table lists the photos when there are several, and the
+    selected photo's prediction (a pin), uncertainty radius (dashed circle) and matches
+    (numbered dots: green in the winning cluster, red elsewhere) are drawn, the view fitting
+    the cluster; each photo's matches are also a table (geodesic distances). Without
+    JavaScript the tables stay readable.
 
     Returns:
         ``out_path``.
+
+    Raises:
+        ValueError: ``out_path`` is a folder.
     """
     if isinstance(results, LocateResult):
         results = [results]
-    points = []
-    for result in results:
-        with_latlon = result.latitude is not None and all(
-            m.latitude is not None for m in result.matches)
-        points.append({
-            "prediction": [result.latitude, result.longitude] if with_latlon else None,
-            "matches": [{"rank": m.rank, "at": [m.latitude, m.longitude],
-                         "in_cluster": m.in_cluster} for m in result.matches]
-            if with_latlon else [],
-        })
-    # "</" inside a <script> would end it early: escape it in the JSON.
-    data = json.dumps(points).replace("</", "<\\/")
+    out_path = Path(out_path)
+    if out_path.is_dir():
+        raise ValueError(f"map file {out_path} is a folder; expected the name of an HTML file")
+    settings = {"tileUrl": OSM_TILE_URL,
+                "icon": {key: _data_url(name) for key, name in PIN_IMAGES.items()}}
+    data = _json_text([_map_data(result) for result in results])
+    photos = ""
+    if len(results) > 1:
+        photos = ('<table id="photos"><thead><tr><th>#</th><th>photo</th><th>lat, lon</th>'
+                  "<th>confidence</th><th>cluster</th><th>top match to prediction</th></tr>"
+                  "</thead><tbody>"
+                  + "".join(_photo_row(number, result) for number, result in enumerate(results))
+                  + "</tbody></table>")
     page = (
-        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
-        f"<title>{html.escape(title)}</title><style>{_STYLE}</style>"
-        f'<link rel="stylesheet" href="{LEAFLET}.css"></head><body>'
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f'<meta http-equiv="Content-Security-Policy" content="{CONTENT_SECURITY_POLICY}">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{html.escape(title)}</title>"
+        f"<style>{_leaflet_css()}</style>"
+        f"<style>{read_asset('map/locationmap.css').decode()}</style>"
+        f"<style>{_STYLE}</style></head><body>"
+        # Scripts hide the photos not selected; without scripts every table shows.
+        "<script>document.body.classList.add('js')</script>"
         f"<h1>{html.escape(title)}</h1>"
+        f"<p>{len(results)} photo{'s' if len(results) != 1 else ''}"
+        f"{': click a row to show it' if len(results) > 1 else ''}.</p>"
+        f"{photos}"
+        '<div id="map"></div><div id="map-note"></div><div id="elsewhere"></div>'
         + "".join(_section(number, result) for number, result in enumerate(results))
-        + f"<script>var VPR_POINTS = {data};{_TILES_SCRIPT}</script>"
-        f'<script async src="{LEAFLET}.js" onload="vprTiles()"></script>'
+        + f'<script type="application/json" id="results">{data}</script>'
+        f'<script type="application/json" id="settings">{_json_text(settings)}'
+        "</script>"
+        # Leaflet's licence travels with its code (BSD-2-Clause asks for it).
+        f"<!-- Leaflet 1.9.4:\n{html.escape(read_asset('leaflet/LICENSE').decode())}-->"
+        f"<script>{_script_text(read_asset('leaflet/leaflet.js').decode())}</script>"
+        f"<script>{_script_text(read_asset('map/locationmap.js').decode())}</script>"
+        f"<script>{_PAGE_SCRIPT}</script>"
         "</body></html>\n"
     )
-    out_path = Path(out_path)
     write_bytes_atomic(out_path, page.encode())
     return out_path
 
@@ -266,7 +289,7 @@ def render_grid(results: LocateResult | Sequence[LocateResult], out_path: str | 
             colour = CORRECT_COLOUR if match.in_cluster else WRONG_COLOUR
             tile = _load_tile(match.path, image_height, frame, colour)
             tiles.append(_label(tile, f"#{match.rank} {match.similarity:.2f} "
-                                      f"{_distance_text(match.distance_to_prediction_m)}"))
+                                      f"{format_distance(match.distance_to_prediction_m)}"))
         rows.append(_row_image(tiles, gap=frame))
     width = max(row.width for row in rows)
     grid = Image.new("RGB", (width, sum(row.height for row in rows) + frame * (len(rows) - 1)),

@@ -1,4 +1,4 @@
-"""The FastAPI app of `vpr serve`: ``POST /locate``, the page, thumbnails, health.
+"""The FastAPI app of `vpr serve`: ``POST /locate`` (and ``/locate/batch``), the page, images.
 
 Rules that hold for every request:
 
@@ -10,7 +10,11 @@ Rules that hold for every request:
 - an upload that is not a readable image gets a 4xx (400 empty, 415 not an image, 422
   damaged), never a 500;
 - no value from a request ever reaches the file system: thumbnails are addressed by the
-  item number of an indexed image, uploads are written under names the service makes;
+  item number of an indexed image, uploads are written under names the service makes, the
+  page's static files are served from memory by exact name;
+- a batch holds at most ``max_batch_files`` photos and ``max_batch_mb`` in all; each photo
+  is checked as a single upload would be, and one that is refused gets its error in its own
+  row while the others are located;
 - unknown query parameters and form fields are refused (422) rather than ignored.
 """
 
@@ -34,6 +38,7 @@ from vpr.locate.predict import DEFAULT_RADIUS_M, DEFAULT_TOP_K, LocateResult, Ma
 from vpr.serve.decoding import DEFAULT_MAX_DECODES, UploadDecoder
 from vpr.serve.locator import Locator, ThumbnailError
 from vpr.serve.page import CONTENT_SECURITY_POLICY, render_page
+from vpr.serve.static import load_static_files
 from vpr.serve.timeouts import DEFAULT_READ_TIMEOUT_S
 from vpr.serve.uploads import (
     DEFAULT_MAX_PIXELS,
@@ -49,6 +54,8 @@ MAX_TOP_K = 100
 FORM_FIELDS = {"file", "top_k"}
 # Upload names are echoed back as `photo`; they are labels, never paths.
 MAX_NAME_LENGTH = 255
+DEFAULT_MAX_BATCH_FILES = 50
+DEFAULT_MAX_BATCH_MB = 100.0
 
 
 def _schema_of(dataclass: type, name: str, leading: dict[str, Any] | None = None,
@@ -73,6 +80,20 @@ MatchOut = _schema_of(Match, "Match", leading={"id": (int | None, Field(
 LocateOut = _schema_of(LocateResult, "LocateResult", matches=(list[MatchOut], ...))
 
 
+class BatchErrorDetail(BaseModel):
+    """Why one photo of a batch was refused: the status a single upload would have got."""
+
+    status: int
+    detail: str
+
+
+class BatchErrorOut(BaseModel):
+    """A batch row for a photo that was refused; the other photos are still answered."""
+
+    photo: str
+    error: BatchErrorDetail
+
+
 class Health(BaseModel):
     """What /health answers."""
 
@@ -85,6 +106,8 @@ class Health(BaseModel):
     default_top_k: int
     max_top_k: int
     max_upload_mb: float
+    max_batch_files: int
+    max_batch_mb: float
 
 
 def _reject_unknown_query(request: Request) -> None:
@@ -126,6 +149,8 @@ def create_app(
     nprobe: int | None = None,
     max_decodes: int = DEFAULT_MAX_DECODES,
     max_pixels: int = DEFAULT_MAX_PIXELS,
+    max_batch_files: int = DEFAULT_MAX_BATCH_FILES,
+    max_batch_mb: float = DEFAULT_MAX_BATCH_MB,
     read_timeout: float | None = DEFAULT_READ_TIMEOUT_S,
     runtime: Any = None,
 ) -> FastAPI:
@@ -141,6 +166,8 @@ def create_app(
         nprobe: lists visited per query, for ivf/ivfpq indexes (default: as built).
         max_decodes: uploads decoded at the same time (the rest wait): bounds memory.
         max_pixels: the largest image accepted, in pixels (larger: 422, never decoded).
+        max_batch_files: the most photos in one ``POST /locate/batch`` (more: 413).
+        max_batch_mb: the largest ``POST /locate/batch`` body, in MiB (larger: 413).
         read_timeout: seconds a request's head, and its body, may take to arrive (slower:
             408); None for no limit. The head's limit needs `serve`/`serve_in_background`.
         runtime: a `vpr.export.runtime.RuntimeChoice` (torch, or the index's ONNX model).
@@ -154,6 +181,11 @@ def create_app(
     if max_upload_mb <= 0:
         raise ValueError(f"max_upload_mb must be positive, got {max_upload_mb}")
     max_upload_bytes = int(max_upload_mb * 2**20)
+    if max_batch_files < 1:
+        raise ValueError(f"max_batch_files must be at least 1, got {max_batch_files}")
+    if max_batch_mb <= 0:
+        raise ValueError(f"max_batch_mb must be positive, got {max_batch_mb}")
+    max_batch_bytes = int(max_batch_mb * 2**20)
     if read_timeout is not None and read_timeout <= 0:
         raise ValueError(f"read_timeout must be positive, got {read_timeout}")
     locator = Locator(index_path, ckpt_path=ckpt_path, radius_m=radius_m, device=device,
@@ -161,7 +193,9 @@ def create_app(
     model_size = locator.index.meta["model"].get("image_size")
     decoder = UploadDecoder(tuple(model_size) if model_size else None, max_pixels=max_pixels,
                             max_decodes=max_decodes)
-    page = render_page(len(locator), top_k, MAX_TOP_K, max_upload_bytes)
+    page = render_page(len(locator), top_k, MAX_TOP_K, max_upload_bytes,
+                       max_batch_files=max_batch_files, max_batch_bytes=max_batch_bytes)
+    static_files = load_static_files()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -181,8 +215,13 @@ def create_app(
     app.state.locator = locator
     app.state.decoder = decoder
     app.state.read_timeout = read_timeout  # read by the server for the request head
-    app.add_middleware(BodySizeLimit, max_bytes=max_upload_bytes + MULTIPART_OVERHEAD_BYTES,
-                       limit_text=f"{max_upload_mb:g} MB", read_timeout=read_timeout)
+    app.add_middleware(
+        BodySizeLimit, max_bytes=max_upload_bytes + MULTIPART_OVERHEAD_BYTES,
+        limit_text=f"{max_upload_mb:g} MB (vpr serve --max_upload_mb)",
+        read_timeout=read_timeout,
+        path_limits={"/locate/batch": (
+            max_batch_bytes + MULTIPART_OVERHEAD_BYTES,
+            f"{max_batch_mb:g} MB for a batch (vpr serve --max_batch_mb)")})
 
     @app.exception_handler(UploadError)
     async def upload_error(request: Request, error: UploadError) -> JSONResponse:
@@ -199,6 +238,7 @@ def create_app(
             index_type=locator.index.meta["index"]["type"],
             descriptors_dim=int(locator.index.descriptors.shape[1]), device=locator.device,
             default_top_k=top_k, max_top_k=MAX_TOP_K, max_upload_mb=max_upload_mb,
+            max_batch_files=max_batch_files, max_batch_mb=max_batch_mb,
         )
 
     @app.post(
@@ -237,6 +277,93 @@ def create_app(
         results = await run_in_threadpool(locator.locate, data, name, count)
         # Returned as is, not re-validated by response_model: the `to_dict()` of the CLI.
         return JSONResponse(results)
+
+    async def _reject_unknown_fields(request: Request) -> None:
+        unknown = sorted(set((await request.form()).keys()) - FORM_FIELDS)
+        if unknown:
+            raise HTTPException(422, f"unknown form field(s): {', '.join(unknown)}; "
+                                     f"allowed: {', '.join(sorted(FORM_FIELDS))}")
+
+    async def read_upload(file: UploadFile) -> tuple[str, bytes]:
+        """The upload's label and its bytes, checked and shrunk for the model (as /locate).
+
+        Raises:
+            UploadError: a refused upload (name, size, not an image, damaged...).
+        """
+        try:
+            name = _photo_name(file.filename)
+            data = await file.read(max_upload_bytes + 1)
+        finally:
+            await file.close()
+        if len(data) > max_upload_bytes:
+            raise UploadError(413, f"upload too large: the limit is {max_upload_mb:g} MB")
+        data, _ = await decoder.prepare_async(data)
+        return name, data
+
+    @app.post(
+        "/locate/batch",
+        response_model=list[LocateOut | BatchErrorOut],
+        summary="Where were these photos taken?",
+        description="Several photos at once (several `file` parts, at most --max_batch_files "
+                    "and --max_batch_mb in all): one row per photo, in upload order. A "
+                    "located photo's row is what POST /locate answers for it alone; a refused "
+                    "one's row is `{photo, error: {status, detail}}` with the status a single "
+                    "upload would have got, and the other photos are still located.",
+        responses={
+            413: {"description": "more photos than --max_batch_files, or a body over "
+                                 "--max_batch_mb"},
+            422: {"description": "no file, invalid top_k, or an unknown field"},
+        },
+    )
+    async def locate_batch(
+        request: Request,
+        file: Annotated[list[UploadFile], File(description="the photos, one part each")],
+        top_k_form: Annotated[int | None, Form(alias="top_k", ge=1, le=MAX_TOP_K)] = None,
+        top_k_query: Annotated[int | None, Query(alias="top_k", ge=1, le=MAX_TOP_K)] = None,
+    ) -> JSONResponse:
+        await _reject_unknown_fields(request)
+        if len(file) > max_batch_files:
+            for upload in file:
+                await upload.close()
+            raise UploadError(413, f"too many photos: {len(file)} in one batch, at most "
+                                   f"{max_batch_files} (vpr serve --max_batch_files)")
+        count = top_k_form or top_k_query or top_k
+        rows: list[dict[str, Any]] = []
+        for upload in file:  # one at a time: at most one decoded photo held per batch
+            try:
+                name, data = await read_upload(upload)
+            except UploadError as error:
+                label = (upload.filename or "upload")[:MAX_NAME_LENGTH]
+                rows.append({"photo": label, "error": {"status": error.status_code,
+                                                       "detail": error.message}})
+                continue
+            rows.extend(await run_in_threadpool(locator.locate, data, name, count))
+        return JSONResponse(rows)
+
+    @app.get("/static/{name:path}", include_in_schema=False)
+    def static(name: str) -> Response:
+        # A key of the dictionary read at start-up, never a path joined to a folder.
+        if name not in static_files:
+            raise HTTPException(404, "no such file")
+        content, media_type = static_files[name]
+        return Response(content, media_type=media_type,
+                        headers={"Cache-Control": "public, max-age=86400"})
+
+    @app.get(
+        "/image/{match_id}",
+        response_class=Response,
+        summary="A larger JPEG of an indexed image, to compare with the photo",
+        description="As /thumbnail/{id}, at most 1024 pixels a side.",
+        responses={200: {"content": {"image/jpeg": {}}},
+                   404: {"description": "no such item, or its image is unavailable"}},
+    )
+    def image(match_id: Annotated[int, PathParameter(ge=0)]) -> Response:
+        try:
+            jpeg = locator.enlarged(match_id)
+        except ThumbnailError as error:
+            raise HTTPException(404, str(error)) from error
+        return Response(jpeg, media_type="image/jpeg",
+                        headers={"Cache-Control": "public, max-age=3600"})
 
     @app.get(
         "/thumbnail/{match_id}",

@@ -27,6 +27,9 @@ logger = logging.getLogger(__name__)
 
 THUMBNAIL_SIZE = 256
 THUMBNAILS_CACHED = 512
+# The larger view of a match, beside the photo (page: click on a match); fewer are cached.
+ENLARGED_SIZE = 1024
+ENLARGED_CACHED = 32
 
 
 class ThumbnailError(LookupError):
@@ -57,6 +60,8 @@ class Locator:
         self.item_of_path = {path: item for item, path in enumerate(self.index.paths)}
         self._lock = threading.Lock()
         self._workdir = tempfile.TemporaryDirectory(prefix="vpr-serve-")
+        self.enlarged = functools.lru_cache(maxsize=ENLARGED_CACHED)(
+            functools.partial(self._thumbnail, size=ENLARGED_SIZE))
         self.thumbnail = functools.lru_cache(maxsize=THUMBNAILS_CACHED)(self._thumbnail)
 
     def __len__(self) -> int:
@@ -94,8 +99,8 @@ class Locator:
             output.append(payload)
         return output
 
-    def _thumbnail(self, item: int) -> bytes:
-        """A JPEG of at most THUMBNAIL_SIZE pixels a side of indexed image ``item``.
+    def _thumbnail(self, item: int, size: int = THUMBNAIL_SIZE) -> bytes:
+        """A JPEG of at most ``size`` pixels a side of indexed image ``item``.
 
         Raises:
             ThumbnailError: ``item`` is not an index item, or its image cannot be read.
@@ -109,7 +114,7 @@ class Locator:
         except BadImageError as error:
             logger.warning("thumbnail %d: %s", item, error)
             raise ThumbnailError(f"image {item} is not available") from error
-        image.thumbnail((THUMBNAIL_SIZE, THUMBNAIL_SIZE), Image.Resampling.LANCZOS)
+        image.thumbnail((size, size), Image.Resampling.LANCZOS)
         buffer = io.BytesIO()
         image.save(buffer, format="JPEG", quality=85)
         return buffer.getvalue()

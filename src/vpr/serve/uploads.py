@@ -90,18 +90,23 @@ class BodySizeLimit:
         limit_text: how the limit is named in the error message (e.g. ``"20 MB"``).
         read_timeout: seconds the whole body may take to arrive; a slower one gets 408
             (None: no limit).
+        path_limits: other limits for some paths, as ``{path: (max_bytes, limit_text)}``
+            (e.g. a batch of photos may be larger than one photo).
     """
 
     def __init__(self, app: Any, max_bytes: int, limit_text: str,
-                 read_timeout: float | None = None) -> None:
+                 read_timeout: float | None = None,
+                 path_limits: dict[str, tuple[int, str]] | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.limit_text = limit_text
         self.read_timeout = read_timeout
+        self.path_limits = dict(path_limits or {})
 
-    async def _refuse(self, receive: Any, send: Any, received: int, more_body: bool) -> None:
+    async def _refuse(self, receive: Any, send: Any, received: int, more_body: bool,
+                      max_bytes: int, limit_text: str) -> None:
         """Discards the rest of the body (within the bound), then answers 413."""
-        while more_body and received <= DRAIN_FACTOR * self.max_bytes:
+        while more_body and received <= DRAIN_FACTOR * max_bytes:
             try:
                 message = await receive()
             except ReadTimeout:
@@ -110,8 +115,7 @@ class BodySizeLimit:
                 return
             received += len(message.get("body", b""))
             more_body = message.get("more_body", False)
-        await _send_json(send, 413, f"upload too large: the limit is {self.limit_text} "
-                                    "(vpr serve --max_upload_mb)")
+        await _send_json(send, 413, f"upload too large: the limit is {limit_text}")
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -143,6 +147,8 @@ class BodySizeLimit:
 
     async def _read_body(self, scope: dict[str, Any], receive: Any, send: Any) -> bytes | None:
         """The request body, or None when the request was answered here (400, 413)."""
+        max_bytes, limit_text = self.path_limits.get(
+            scope.get("path", ""), (self.max_bytes, self.limit_text))
         headers = dict(scope.get("headers") or [])
         length = headers.get(b"content-length")
         if length is not None:
@@ -151,9 +157,9 @@ class BodySizeLimit:
             except ValueError:
                 await _send_json(send, 400, "invalid Content-Length header")
                 return None
-            if declared > self.max_bytes:
-                more = declared <= DRAIN_FACTOR * self.max_bytes
-                await self._refuse(receive, send, 0, more_body=more)
+            if declared > max_bytes:
+                more = declared <= DRAIN_FACTOR * max_bytes
+                await self._refuse(receive, send, 0, more, max_bytes, limit_text)
                 return None
         chunks: list[bytes] = []
         received = 0
@@ -163,9 +169,10 @@ class BodySizeLimit:
                 return None
             chunk = message.get("body", b"")
             received += len(chunk)
-            if received > self.max_bytes:
+            if received > max_bytes:
                 chunks.clear()
-                await self._refuse(receive, send, received, message.get("more_body", False))
+                await self._refuse(receive, send, received, message.get("more_body", False),
+                                   max_bytes, limit_text)
                 return None
             chunks.append(chunk)
             if not message.get("more_body", False):

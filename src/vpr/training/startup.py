@@ -15,7 +15,8 @@ import lightning as L
 
 from vpr.utils.disk import check_writable
 
-# (flag, lowest accepted value, whether the lowest value itself is accepted).
+# (flag, lowest accepted value, whether the lowest value itself is accepted). An lr of 0
+# is allowed: it evaluates a published model through the training loop unchanged.
 _LOWER_BOUNDS: tuple[tuple[str, float, bool], ...] = (
     ("batch_size", 1, True), ("img_per_place", 1, True), ("min_img_per_place", 1, True),
     ("num_workers", 0, True), ("eval_batch_size", 1, True), ("positive_dist_threshold", 0, False),
@@ -23,7 +24,7 @@ _LOWER_BOUNDS: tuple[tuple[str, float, bool], ...] = (
     ("num_nodes", 1, True),
 )
 _HPARAM_BOUNDS: tuple[tuple[str, float, bool], ...] = (
-    ("lr", 0, False), ("momentum", 0, True), ("weight_decay", 0, True), ("max_epochs", 1, True),
+    ("lr", 0, True), ("momentum", 0, True), ("weight_decay", 0, True), ("max_epochs", 1, True),
     ("descriptors_dim", 1, True), ("miner_margin", 0, True), ("num_preds_to_save", 0, True),
 )
 
