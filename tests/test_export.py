@@ -216,8 +216,51 @@ def test_errors_are_one_line(world, tmp_path, capsys):
     assert "no images" in _one_line_error(
         ["export", "--ckpt_path", str(world["ckpt"]), "--out", out, "--int8",
          "--calibration_images", str(tmp_path / "empty")], capsys)
-    assert "not available yet" in _one_line_error(
-        ["export", "--model", "cosplace", "--out", out], capsys)
+    assert "missing.pth" in _one_line_error(
+        ["export", "--model", "cosplace:resnet18-512", "--weights",
+         str(tmp_path / "missing.pth"), "--out", out], capsys)
+
+
+def test_published_model_exports_with_parity(tmp_path, capsys):
+    """`vpr export --model` of a CosPlace file in the authors' key layout (random values)."""
+    from test_published_models import geolocalization_net_state
+
+    from vpr.models.pretrained.load import load_published
+
+    weights = tmp_path / "ResNet18_512_cosplace.pth"
+    torch.save(geolocalization_net_state("resnet18", 512, seed=3), weights)
+    out = tmp_path / "cosplace.onnx"
+    argv = ["export", "--model", "cosplace:resnet18-512", "--weights", str(weights),
+            "--out", str(out)]
+    # CosPlace reads images at their own size; a graph needs one.
+    assert "--image_size" in _one_line_error(argv, capsys)
+    assert vpr_main([*argv, "--image_size", "48", "64"]) == 0
+    assert "Parity with PyTorch eager" in capsys.readouterr().out
+
+    sidecar = read_sidecar(out)
+    assert sidecar["source"]["published_model"] == "cosplace:resnet18-512"
+    assert sidecar["source"]["sha256"] == file_sha256(weights)
+    assert (sidecar["input"]["height"], sidecar["input"]["width"]) == (48, 64)
+    assert sidecar["input"]["mean"] == pytest.approx(MEAN)  # CosPlace's: ImageNet's
+    assert sidecar["output"]["dim"] == 512
+
+    network, _ = load_published("cosplace:resnet18-512", weights, (48, 64))
+    images = normalise(torch.randint(0, 256, (3, 3, 48, 64), dtype=torch.uint8,
+                                     generator=torch.Generator().manual_seed(1)), MEAN, STD)
+    with torch.no_grad():
+        eager = network.eval()(images).numpy()
+    exported = OnnxExtractor(out, threads=1)(images).numpy()
+    assert exported.shape == (3, 512)
+    assert np.abs(exported - eager).max() < 1e-4
+
+    # The exported file describes an index of the published model (same weights sha256).
+    write_images(tmp_path / "database", 2)
+    index = LocationIndex.build(tmp_path / "index", None, tmp_path / "database", device="cpu",
+                                model="cosplace:resnet18-512", weights=weights,
+                                image_size=(48, 64),
+                                runtime=RuntimeChoice(name="onnx", onnx_model=out))
+    assert index.meta["model"]["runtime"]["sha256"] == file_sha256(out)
+    assert isinstance(index.load_model(), OnnxExtractor)
 
 
 def test_hnsw_coarse_quantizer_and_mapped_index(tmp_path):

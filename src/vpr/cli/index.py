@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from vpr.cli.index_devices import add_index_devices_options, read_index_devices_options
 from vpr.cli.published import (
     MOVED_WEIGHTS_HELP,
     add_published_model_options,
@@ -42,8 +43,9 @@ def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
         "index", help="build or grow a location index for `vpr locate`",
         description="A location index is a folder with the descriptors of geotagged "
-                    "(@-named) images, a faiss index of them, and meta.json (paths, "
-                    "coordinates, the checkpoint's path and sha256). Descriptors are computed "
+                    "(@-named) images, their paths, coordinates and the checkpoint's path and "
+                    "sha256 in SQLite, and a faiss index for approximate search. Descriptors "
+                    "are computed "
                     "once; `vpr locate` then only describes the photos to locate.",
     )
     actions = parser.add_subparsers(dest="index_command", metavar="ACTION")
@@ -75,12 +77,14 @@ def add_parser(subparsers) -> None:
                        help="--model only: resize images to H [W] pixels (default: the "
                             "model's own size)")
     _add_extraction_options(build)
+    add_index_devices_options(build)
     add_published_model_options(build)
 
     add = actions.add_parser(
         "add", help="add images to an index without recomputing the existing ones",
         description="Describe the images under --images that the index lacks, with the "
-                    "index's own model, and add them (the folder is rewritten atomically). "
+                    "index's own model, and append them (the existing rows are not "
+                    "rewritten; the new version is published atomically). "
                     "A --ckpt_path other than the index's checkpoint is refused.")
     add.add_argument("--index", required=True, help="the index folder")
     add.add_argument("--images", required=True, help="folder of @-named images, or one image")
@@ -116,15 +120,19 @@ def run(args: argparse.Namespace) -> int:
         choice = published_choice(args)
         if choice.weights and not choice.model:
             raise ValueError("--weights needs --model NAME[:VARIANT] (the file's layout)")
-        index = LocationIndex.build(
-            args.out, args.ckpt_path, args.database, index_type=args.index_type,
-            batch_size=args.batch_size, num_workers=args.num_workers, device=args.device,
-            precision=args.precision, overwrite=args.overwrite,
-            progress=not args.no_progress_bar, index_options=options,
+        from vpr.locate.distributed import build_on_devices
+
+        index = build_on_devices(
+            args.out, args.ckpt_path, args.database, **read_index_devices_options(args),
+            index_type=args.index_type, batch_size=args.batch_size,
+            num_workers=args.num_workers, device=args.device, precision=args.precision,
+            overwrite=args.overwrite, progress=not args.no_progress_bar,
+            index_options=options, lock_timeout=args.lock_timeout,
             model=choice.model, weights=choice.weights, image_size=image_size_of(args),
-            lock_timeout=args.lock_timeout, runtime=runtime_from_args(args),
+            runtime=runtime_from_args(args),
         )
-        print(f"Built {index}")
+        if index is not None:  # rank 0 (the only process without --devices)
+            print(f"Built {index}")
         return 0
     index = LocationIndex.load(args.index)
     if command == "add":

@@ -6,6 +6,7 @@ import argparse
 
 from vpr.cli.options import add_data_options, add_model_options, add_run_options
 from vpr.cli.published import add_published_model_options
+from vpr.rerank.options import add_rerank_options
 
 
 def add_parser(subparsers) -> None:
@@ -23,6 +24,7 @@ def add_parser(subparsers) -> None:
     add_model_options(parser)
     add_run_options(parser)
     add_published_model_options(parser)
+    add_rerank_options(parser)
     parser.set_defaults(func=run)
 
 
@@ -32,4 +34,8 @@ def run(args: argparse.Namespace) -> int:
     for result in test(args):
         recalls = ", ".join(f"{k}: {v:.1f}" for k, v in result["recalls"].items())
         print(f"Test {result['dataset']}: {recalls}")
+        if "rerank" in result:
+            before = ", ".join(f"{k}: {v:.1f}" for k, v in result["rerank"]["recalls"].items())
+            print(f"  before re-ranking: {before}; re-ranking "
+                  f"{result['rerank']['ms_per_query']:.1f} ms per query")
     return 0

@@ -117,9 +117,12 @@ def extractor_for_build(choice: RuntimeChoice | None, module: nn.Module,
     extractor = OnnxExtractor(choice.onnx_model, choice.threads)
     source = extractor.sidecar.get("source", {})
     if source.get("sha256") != model_meta["sha256"]:
+        # A checkpoint, or a published model's weights file (`vpr export --model`).
+        exported = source.get("checkpoint") or source.get("weights")
+        wanted = model_meta.get("checkpoint") or model_meta.get("weights")
         raise ExportError(
-            f"{choice.onnx_model} was exported from {source.get('checkpoint')}, not from "
-            f"{model_meta['checkpoint']} (sha256 differs): export this checkpoint")
+            f"{choice.onnx_model} was exported from {exported}, not from {wanted} (sha256 "
+            "differs): export this model")
     # The graph's input size is the size the index's images are read at (it can differ from
     # the checkpoint's when exported with --image_size, and is set when that was native).
     model_meta["image_size"] = list(extractor.image_size)

@@ -1,4 +1,4 @@
-"""The model to export: a vpr checkpoint, or (soon) a named published model.
+"""The model to export: a vpr checkpoint, or a named published model.
 
 Either way the result is an `ExportSource`: the eval-mode `VPRModel` (float images in,
 L2-normalised descriptors out), its input size and normalisation, and an identity written
@@ -76,15 +76,40 @@ def from_checkpoint(ckpt_path: str | Path,
 
 def from_published(name: str, weights: str | Path | None = None,
                    image_size: tuple[int, int] | None = None) -> ExportSource:
-    """A named published model (``--model``, with ``--weights``), through
-    `vpr.models.pretrained`.
+    """A named published model (``--model NAME[:VARIANT]``, ``--weights``), built and loaded
+    by `vpr.models.pretrained.load.load_published`, with its own mean/std.
+
+    The identity's ``sha256`` is the weights file's: what a location index built from the
+    published model records, so the exported file can describe that index's images.
 
     Raises:
-        ExportError: always for now: the loader of published models is being built (branch
-            ``weights``); until it is connected here, export its checkpoint instead.
+        ExportError: no size known (a model evaluated at native size and no
+            ``image_size``).
+        PublishedWeightsError: no weights given or registered, or a file that does not fit.
+        ValueError: an unknown model name.
     """
-    # The one adapter to connect once vpr.models.pretrained can build a loaded VPRModel:
-    # registry entry -> model + image size + mean/std -> ExportSource.
-    raise ExportError(
-        f"--model {name}: exporting named published models is not available yet in this "
-        "vpr; export a checkpoint with --ckpt_path instead")
+    from vpr.models.pretrained import get_published_model
+    from vpr.models.pretrained.hub import resolve_weights
+    from vpr.models.pretrained.load import default_weights, load_published
+
+    spec = get_published_model(name)
+    path = resolve_weights(weights if weights else default_weights(spec))
+    model, preprocessing = load_published(spec, path, image_size)
+    size = preprocessing.image_size
+    if not size:
+        raise ExportError(
+            f"--model {spec.key} describes images at their native size: an exported graph has "
+            "one input size, pass it with --image_size H W (e.g. your images' size)")
+    model = model.eval()
+    return ExportSource(
+        model=model,
+        image_size=(int(size[0]), int(size[1])),
+        descriptors_dim=int(model.descriptors_dim),
+        identity={"checkpoint": None, "published_model": spec.key,
+                  "weights": str(Path(path).resolve()),
+                  "weights_source": str(weights) if weights else spec.weights,
+                  "sha256": file_sha256(path), "backbone": spec.backbone,
+                  "agg_arch": spec.agg_arch},
+        mean=[float(value) for value in preprocessing.mean],
+        std=[float(value) for value in preprocessing.std],
+    )

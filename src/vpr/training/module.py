@@ -108,6 +108,8 @@ class VPRModule(L.LightningModule):
         self.predictions_dir: Path | None = None
         self.report_dir: Path | None = None
         self._descriptors: np.ndarray | None = None
+        # `vpr test --rerank K` sets a `vpr.rerank.evaluation.EvaluationReranker` here.
+        self.reranker: Any = None
 
     def configure_input(self, transform: InputTransform, seed: int = 0,
                         compile_model: bool = False) -> None:
@@ -230,7 +232,19 @@ class VPRModule(L.LightningModule):
         database = descriptors[: dataset.database_num]
         queries = descriptors[dataset.database_num :]
         recall_values = tuple(self.hparams.recall_values)
-        distances, predictions = search(database, queries, max(recall_values))
+        reranker = self.reranker if stage == "test" else None
+        distances, predictions = search(database, queries, max(
+            max(recall_values), reranker.candidates_needed if reranker else 0))
+        rerank_info = None
+        if reranker is not None:
+            before = evaluate_retrieval(
+                dataset.database_utm, dataset.query_utm, dataset.query_paths,
+                dataset.database_paths, predictions, distances, n_values=recall_values,
+                group_rule=self.hparams.group_rule, positives_per_query=dataset.positives_per_query,
+                positive_dist_threshold=dataset.positive_dist_threshold)
+            predictions, distances, rerank_info = reranker(dataset, predictions, distances)
+            rerank_info.update({key: before.get(key) for key in
+                                ("recalls", "recalls_per_group", "loop_closure")})
         report = evaluate_retrieval(
             dataset.database_utm, dataset.query_utm, dataset.query_paths,
             dataset.database_paths, predictions, distances, n_values=recall_values,
@@ -256,6 +270,8 @@ class VPRModule(L.LightningModule):
             **report,
             "recalls": {f"R@{n}": value for n, value in recalls.items()},
         }
+        if rerank_info is not None:  # the recalls above are after re-ranking; "before" here
+            self.results[stage]["rerank"] = rerank_info
         if stage == "test" and self.report_dir is not None and self.trainer.is_global_zero:
             rows = per_query_rows(
                 dataset.database_utm, dataset.query_utm, dataset.query_paths,

@@ -24,6 +24,7 @@ import vpr
 from vpr.cli.options import ARCHITECTURE_KEYS, MODULE_DEFAULTS, module_options
 from vpr.cli.published import published_choice
 from vpr.data.datasets import RetrievalSet
+from vpr.rerank.options import evaluation_reranker
 from vpr.training.checkpoint_io import AtomicCheckpointIO
 from vpr.training.checkpoints import (
     check_fits,
@@ -366,6 +367,7 @@ def test(args: argparse.Namespace) -> list[dict[str, Any]]:
                                hparams.get("image_size"))
         source = f"{hparams['published_model']} ({choice.weights or 'registered source'})"
     _configure_input(module, hparams, args)
+    module.reranker = evaluation_reranker(args, module, run_dir / "rerank_cache")
     L.seed_everything(args.seed, workers=True)
     trainer = _trainer(args, logger=False)
     return [_run_test(trainer, module, test_set, args, run_dir, source, ckpt_path=None)
