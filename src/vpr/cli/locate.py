@@ -101,6 +101,7 @@ def _format(result) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from vpr.locate import LocationIndex, locate
+    from vpr.locate.predict import prior_ids
     from vpr.rerank.options import build_reranker, rerank_settings
     from vpr.utils.disk import check_writable
 
@@ -114,6 +115,7 @@ def run(args: argparse.Namespace) -> int:
     cluster_radius = resolve_radius_options(args)
     prior = read_geo_prior(args)
     index = LocationIndex.load(args.index, nprobe=args.nprobe)
+    prior_ids(index, prior)  # no image near --near: said before the model is loaded
     model = index.load_model(model_file_of_index(index, args), runtime=runtime_from_args(args))
     settings = rerank_settings(args)
     reranker = build_reranker(settings, model) if settings else None
