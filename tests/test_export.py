@@ -280,3 +280,59 @@ def test_hnsw_coarse_quantizer_and_mapped_index(tmp_path):
     np.testing.assert_array_equal(search_index(mapped, queries, 1)[1], found)
     with pytest.raises(ValueError, match="coarse"):
         build_index(data, kind="ivf", nlist=16, coarse="graph")
+
+
+def test_serve_batches_with_the_onnx_runtime(world, tmp_path):
+    """Serve: request batching and --runtime together; backbone re-ranking needs torch."""
+    from vpr.serve import create_app
+    from vpr.serve.locator import Locator
+
+    database = write_images(tmp_path / "database", 4)
+    onnx_choice = RuntimeChoice(name="onnx", onnx_model=world["onnx"])
+    LocationIndex.build(tmp_path / "index", world["ckpt"], tmp_path / "database", device="cpu",
+                        runtime=onnx_choice)
+    app = create_app(tmp_path / "index", top_k=2, device="cpu", max_batch=4,
+                     batch_window_ms=20, runtime=RuntimeChoice())
+    locator = app.state.locator
+    try:
+        assert isinstance(locator.model, OnnxExtractor)
+        result = locator.locate(database[2].read_bytes(), "shot.png", 2)
+        # Its own place (images 2 and 3) comes first, the image itself at the top.
+        assert result[0]["matches"][0]["path"] == str(database[2].resolve())
+        assert locator.batcher.batch_sizes == [1]
+    finally:
+        locator.close()
+    with pytest.raises(ExportError, match="--runtime onnx"):
+        Locator(tmp_path / "index", device="cpu", runtime=RuntimeChoice(name="torch"))
+    with pytest.raises(ValueError, match="sift or orb"):
+        Locator(tmp_path / "index", device="cpu", runtime=onnx_choice,
+                rerank={"top_k": 2, "method": "backbone"})
+
+
+@pytest.mark.slow  # two processes that import torch and Lightning: ~30 s on 2 cores
+def test_two_process_build_with_the_onnx_runtime(world, tmp_path):
+    """`--devices 2 --runtime onnx`: both ranks describe with the exported model."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    write_images(tmp_path / "database", 5)
+    source = str(Path(__file__).resolve().parents[1] / "src")
+    environment = {**os.environ, "OMP_NUM_THREADS": "1",
+                   "PYTHONPATH": source + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    result = subprocess.run(
+        [sys.executable, "-m", "vpr", "index", "build", "--ckpt_path", str(world["ckpt"]),
+         "--database", str(tmp_path / "database"), "--out", str(tmp_path / "two"),
+         "--device", "cpu", "--precision", "32", "--batch_size", "2", "--no_progress_bar",
+         "--devices", "2", "--runtime", "onnx", "--onnx_model", str(world["onnx"])],
+        env=environment, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    two = LocationIndex.load(tmp_path / "two")
+    assert two.meta["model"]["runtime"]["sha256"] == file_sha256(world["onnx"])
+    one = LocationIndex.build(tmp_path / "one", world["ckpt"], tmp_path / "database",
+                              device="cpu", runtime=RuntimeChoice(name="onnx",
+                                                                  onnx_model=world["onnx"]))
+    assert list(one.paths) == list(two.paths)
+    np.testing.assert_allclose(np.asarray(two.descriptors), np.asarray(one.descriptors),
+                               atol=1e-5)
