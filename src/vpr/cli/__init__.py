@@ -10,7 +10,7 @@ import sys
 
 # Each module has add_parser(subparsers) and run(args) -> int.
 SUBCOMMANDS = ("demo", "train", "test", "index", "locate", "serve", "data", "synth", "download",
-               "sweep", "report", "benchmark")
+               "sweep", "report", "benchmark", "export")
 
 
 def build_parser() -> argparse.ArgumentParser:

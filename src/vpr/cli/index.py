@@ -12,6 +12,7 @@ from vpr.cli.published import (
     model_file_of_index,
     published_choice,
 )
+from vpr.export.options import add_runtime_options, runtime_from_args
 
 INDEX_TYPES = ("flat", "ivf", "hnsw", "ivfpq")
 
@@ -28,6 +29,7 @@ def _add_extraction_options(parser: argparse.ArgumentParser) -> None:
                              "GPU or CPU computes it natively, else 32)")
     parser.add_argument("--no_progress_bar", action="store_true", help="disable progress bars")
     add_lock_options(parser)
+    add_runtime_options(parser)
 
 
 def add_lock_options(parser: argparse.ArgumentParser) -> None:
@@ -65,6 +67,9 @@ def add_parser(subparsers) -> None:
                        help="ivf/ivfpq: inverted lists (default: about 4 sqrt(N))")
     build.add_argument("--nprobe", type=int, default=16,
                        help="ivf/ivfpq: lists visited per query (default: 16)")
+    build.add_argument("--coarse", choices=("flat", "hnsw"), default="flat",
+                       help="ivf/ivfpq: how vectors find their lists: flat (exact, default) "
+                            "or hnsw (a graph of the list centres; for 10M+ images)")
     build.add_argument("--pca_dim", type=int, default=None,
                        help="reduce descriptors to this dimension by PCA first (default: off)")
     build.add_argument("--overwrite", action="store_true", help="replace an existing --out")
@@ -110,6 +115,8 @@ def run(args: argparse.Namespace) -> int:
             options["nlist"] = args.nlist
         if args.pca_dim:
             options["pca_dim"] = args.pca_dim
+        if args.coarse != "flat":
+            options["coarse"] = args.coarse
         choice = published_choice(args)
         if choice.weights and not choice.model:
             raise ValueError("--weights needs --model NAME[:VARIANT] (the file's layout)")
@@ -122,6 +129,7 @@ def run(args: argparse.Namespace) -> int:
             overwrite=args.overwrite, progress=not args.no_progress_bar,
             index_options=options, lock_timeout=args.lock_timeout,
             model=choice.model, weights=choice.weights, image_size=image_size_of(args),
+            runtime=runtime_from_args(args),
         )
         if index is not None:  # rank 0 (the only process without --devices)
             print(f"Built {index}")
@@ -132,7 +140,7 @@ def run(args: argparse.Namespace) -> int:
         added = index.add(args.images, ckpt_path=moved, batch_size=args.batch_size,
                           num_workers=args.num_workers, device=args.device,
                           precision=args.precision, progress=not args.no_progress_bar,
-                          lock_timeout=args.lock_timeout)
+                          lock_timeout=args.lock_timeout, runtime=runtime_from_args(args))
         print(f"Added {added} images: {index}")
         return 0
     model = index.meta["model"]
@@ -144,6 +152,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"checkpoint: {model['checkpoint']} (sha256 {model['sha256'][:16]}...)")
     print(f"model: {model['hparams'].get('backbone')} + {model['hparams'].get('agg_arch')}, "
           f"{model['descriptors_dim']}-D, image size {model['image_size'] or 'native'}")
+    runtime = model.get("runtime") or {"name": "torch"}
+    print(f"descriptors by {runtime['name']}" + (f" ({runtime['model']})" if
+                                                  runtime["name"] == "onnx" else ""))
     print(f"built with vpr {index.meta['vpr_version']} on {index.meta['created']}, "
           f"updated {index.meta['updated']}")
     return 0

@@ -12,6 +12,7 @@ from vpr.cli.published import (
     add_published_model_options,
     model_file_of_index,
 )
+from vpr.export.options import add_runtime_options, runtime_from_args
 from vpr.rerank.options import add_rerank_options
 
 
@@ -50,6 +51,7 @@ def add_parser(subparsers) -> None:
                         help="cpu, cuda... or auto (default: auto)")
     parser.add_argument("--nprobe", type=int, default=None,
                         help="ivf/ivfpq indexes: lists visited per query (default: as built)")
+    add_runtime_options(parser)
     add_geo_prior_options(parser)
     parser.add_argument("--min_confidence", type=float, default=None, metavar="X",
                         help="report a prediction whose confidence is below X (in [0, 1]) as "
@@ -99,6 +101,7 @@ def _format(result) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from vpr.locate import LocationIndex, locate
+    from vpr.locate.predict import prior_ids
     from vpr.rerank.options import build_reranker, rerank_settings
     from vpr.utils.disk import check_writable
 
@@ -112,10 +115,8 @@ def run(args: argparse.Namespace) -> int:
     cluster_radius = resolve_radius_options(args)
     prior = read_geo_prior(args)
     index = LocationIndex.load(args.index, nprobe=args.nprobe)
-    from vpr.locate.predict import prior_ids
-
-    prior_ids(index, prior)  # no image near the fix: say so before loading the model
-    model = index.load_model(model_file_of_index(index, args))
+    prior_ids(index, prior)  # no image near --near: said before the model is loaded
+    model = index.load_model(model_file_of_index(index, args), runtime=runtime_from_args(args))
     settings = rerank_settings(args)
     reranker = build_reranker(settings, model) if settings else None
     results = locate(_photos(args.photos), index, top_k=args.top_k, radius_m=cluster_radius,

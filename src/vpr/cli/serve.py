@@ -11,6 +11,7 @@ from vpr.cli.published import (
     model_file_of_index,
 )
 from vpr.cli.serve_batching import add_batching_options, read_batching_options
+from vpr.export.options import add_runtime_options, runtime_from_args
 from vpr.rerank.options import add_rerank_options, rerank_settings
 
 
@@ -50,6 +51,7 @@ def add_parser(subparsers) -> None:
     add_limit_options(parser)
     add_batching_options(parser)
     add_rerank_options(parser)
+    add_runtime_options(parser)
     parser.set_defaults(func=run)
 
 
@@ -102,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
                    device=args.device, nprobe=args.nprobe, max_decodes=args.max_decodes,
                    max_pixels=args.max_pixels, read_timeout=args.read_timeout,
                    max_batch_files=args.max_batch_files, max_batch_mb=args.max_batch_mb,
-                   rerank=rerank_settings(args), **batching)
+                   rerank=rerank_settings(args), runtime=runtime_from_args(args), **batching)
     try:
         if workers > 1:
             from vpr.serve.workers import serve_workers

@@ -23,6 +23,11 @@ INDEX_KINDS = ("flat", "ivf", "hnsw", "ivfpq")
 METRICS = {"l2": faiss.METRIC_L2, "ip": faiss.METRIC_INNER_PRODUCT}
 # Rows added to an index per call: bounds the float32 copy made of a memory-mapped file.
 CHUNK_ROWS = 65536
+# How IVF indexes assign vectors and queries to lists: exact, or an HNSW graph of centres.
+COARSE_QUANTIZERS = ("flat", "hnsw")
+HNSW_COARSE_M = 32
+# Rows of a memmap read per step when re-ranking (see `rerank`).
+RERANK_ROWS = 4096
 # Rows compared per step by the exact search over descriptors (measured on 1M x 256: 16384
 # and 65536 rows take about the same time; smaller steps pay per-call overheads).
 SEARCH_CHUNK_ROWS = 65536
@@ -94,6 +99,20 @@ def _release_pages(array: np.ndarray) -> None:
         try:
             mapping.madvise(mmap.MADV_DONTNEED)
         except (OSError, ValueError):  # a closed or unusual mapping: RSS is only a nicety
+            pass
+
+
+def _advise_random(array: np.ndarray) -> None:
+    """Turns off read-ahead on a memory-mapped array read at scattered rows (re-ranking).
+
+    Without it each row read faults in the pages around it too, so a few thousand scattered
+    rows of a large file map hundreds of megabytes into the process.
+    """
+    mapping = getattr(array, "_mmap", None)
+    if isinstance(mapping, mmap.mmap) and hasattr(mmap, "MADV_RANDOM"):
+        try:
+            mapping.madvise(mmap.MADV_RANDOM)
+        except (OSError, ValueError):
             pass
 
 
@@ -181,6 +200,10 @@ def set_search_params(index: Any, nprobe: int | None = None, efSearch: int | Non
     ivf = faiss.try_extract_index_ivf(index)
     if ivf is not None and nprobe is not None:
         ivf.nprobe = int(max(1, min(nprobe, ivf.nlist)))
+        quantizer = faiss.downcast_index(ivf.quantizer)
+        if hasattr(quantizer, "hnsw"):
+            # An HNSW coarse quantizer must look at more centres than the lists wanted.
+            quantizer.hnsw.efSearch = int(max(64, 2 * ivf.nprobe))
     if efSearch is not None:
         inner = index
         if isinstance(inner, faiss.IndexPreTransform):
@@ -205,6 +228,7 @@ def build_index(
     train_size: int | None = None,
     chunk_rows: int = CHUNK_ROWS,
     seed: int = 0,
+    coarse: str = "flat",
 ) -> Any:
     """Builds a faiss index of ``descriptors``, streaming them in chunks.
 
@@ -234,6 +258,9 @@ def build_index(
         train_size: rows sampled to train PCA / k-means / PQ (default: enough for them).
         chunk_rows: rows added per step.
         seed: seed of the training sample.
+        coarse: how ``ivf``/``ivfpq`` find a vector's nearest lists: ``flat`` (exact) or
+            ``hnsw`` (a graph of the list centres: adding 10M vectors to 16k lists then
+            costs minutes, not hours, for the same lists found nearly always).
 
     Returns:
         A trained faiss index holding all N descriptors (``index.ntotal``, ``index.d``).
@@ -246,6 +273,9 @@ def build_index(
         raise ValueError(f"unknown index kind {kind!r}; valid: {', '.join(INDEX_KINDS)}")
     if metric not in METRICS:
         raise ValueError(f"unknown metric {metric!r}; valid: {', '.join(METRICS)}")
+    if coarse not in COARSE_QUANTIZERS:
+        raise ValueError(f"unknown coarse quantizer {coarse!r}; valid: "
+                         f"{', '.join(COARSE_QUANTIZERS)}")
     data = _open_descriptors(descriptors)
     rows, dim = data.shape
     if rows == 0:
@@ -266,7 +296,8 @@ def build_index(
         if nlist > rows:
             raise ValueError(f"nlist={nlist} exceeds the {rows} descriptors to cluster")
         needed = nlist * POINTS_PER_CENTROID
-        quantizer = faiss.IndexFlat(out_dim, faiss_metric)
+        quantizer = (faiss.IndexHNSWFlat(out_dim, HNSW_COARSE_M, faiss_metric)
+                     if coarse == "hnsw" else faiss.IndexFlat(out_dim, faiss_metric))
         if kind == "ivf":
             inner = faiss.IndexIVFFlat(quantizer, out_dim, nlist, faiss_metric)
         else:
@@ -337,8 +368,15 @@ def rerank(
     valid = candidates >= 0
     # Rows read once each, in file order: the cheapest access pattern for a memmap.
     unique = np.unique(candidates[valid])
-    vectors = np.asarray(database_descriptors[unique], dtype=np.float32)
-    _release_pages(database_descriptors)
+    _advise_random(database_descriptors)
+    vectors = np.empty((len(unique), database_descriptors.shape[1]), np.float32)
+    # A few thousand rows at a time, pages released after each: the kernel maps pages
+    # around each row read (fault-around), so scattered rows of a large memmap would
+    # otherwise make most of the file resident in this process.
+    for start in range(0, len(unique), RERANK_ROWS):
+        vectors[start : start + RERANK_ROWS] = database_descriptors[
+            unique[start : start + RERANK_ROWS]]
+        _release_pages(database_descriptors)
     if len(unique) == 0:
         missing = np.inf if metric == "l2" else -np.inf
         return (np.full((len(queries), k), missing, np.float32),
@@ -505,10 +543,15 @@ def save_index(index: Any, path: str | Path) -> None:
 
 
 def load_index(path: str | Path, nprobe: int | None = None,
-               efSearch: int | None = None) -> Any:
-    """Reads an index written by `save_index`, optionally changing its search parameters."""
+               efSearch: int | None = None, mmap: bool = False) -> Any:
+    """Reads an index written by `save_index`, optionally changing its search parameters.
+
+    ``mmap=True`` maps the inverted lists of ivf/ivfpq indexes from the file instead of
+    reading them (faiss's IO_FLAG_MMAP): a large index opens at once and its lists stay in
+    the page cache, outside the process's own memory, until searched.
+    """
     if not Path(path).is_file():
         raise FileNotFoundError(f"{path}: index file not found")
-    index = faiss.read_index(str(path))
+    index = faiss.read_index(str(path), faiss.IO_FLAG_MMAP if mmap else 0)
     set_search_params(index, nprobe=nprobe, efSearch=efSearch)
     return index

@@ -28,7 +28,9 @@ from vpr.locate.index import (
     LocationIndexError,
     _extract,
     _image_paths,
+    _model_identity,
     load_any_model,
+    resolve_device,
     storage,
 )
 
@@ -60,7 +62,8 @@ def describe_on_ranks(fabric: Any, module: Any, paths: Sequence[Path], meta: dic
     """
     out_path = Path(fabric.broadcast(str(out_path) if fabric.global_rank == 0 else None,
                                      src=0))
-    dim = int(module.model.descriptors_dim)
+    # A `VPRModule` keeps its model in .model; an `OnnxExtractor` (--runtime onnx) is one.
+    dim = int(getattr(module, "model", module).descriptors_dim)
     if fabric.global_rank == 0:
         open_memmap(out_path, mode="w+", dtype=np.float32, shape=(len(paths), dim)).flush()
     fabric.barrier()
@@ -98,6 +101,7 @@ def build_on_devices(
     model: str | None = None,
     weights: str | Path | None = None,
     image_size: tuple[int, int] | None = None,
+    runtime: Any = None,
 ) -> LocationIndex | None:
     """`LocationIndex.build` with the descriptors computed by ``devices x num_nodes`` ranks.
 
@@ -106,7 +110,8 @@ def build_on_devices(
         num_nodes: machines.
         device: ``cpu``, ``cuda`` or ``auto``: the kind of device each rank uses.
         other arguments: as in `LocationIndex.build` (a checkpoint, or a published
-            ``model`` with its ``weights``).
+            ``model`` with its ``weights``; ``runtime``: torch or an exported ONNX model,
+            the same on every rank).
 
     Returns:
         The index on rank 0; None on the other ranks.
@@ -117,7 +122,7 @@ def build_on_devices(
     options = dict(index_type=index_type, batch_size=batch_size, num_workers=num_workers,
                    device=device, precision=precision, overwrite=overwrite, progress=progress,
                    index_options=index_options, lock_timeout=lock_timeout, model=model,
-                   weights=weights, image_size=image_size)
+                   weights=weights, image_size=image_size, runtime=runtime)
     if devices * num_nodes == 1:
         return LocationIndex.build(out, ckpt_path, database, **options)
     # Checked on every rank before any waits for another: an error stops all of them.
@@ -139,9 +144,15 @@ def build_on_devices(
         return index
     published = None if model is None else {"model": model, "weights": weights,
                                             "image_size": image_size}
-    module, hparams, _, _ = load_any_model(Path(ckpt_path) if ckpt_path else None, published)
-    size = hparams.get("image_size")
-    meta = {"model": {"image_size": list(size) if size else None}}
+    from vpr.export.runtime import extractor_for_build
+
+    checkpoint = Path(ckpt_path) if ckpt_path else None
+    module, hparams, weights_record, _ = load_any_model(checkpoint, published)
+    # The extractor and image size rank 0 chose (`LocationIndex._build_locked`): all ranks
+    # describe their shard with the same runtime at the same size.
+    meta = {"model": _model_identity(checkpoint, hparams, module.model.descriptors_dim,
+                                     weights_record)}
+    module, _ = extractor_for_build(runtime, module, meta["model"], resolve_device(device))
     describe(module, _image_paths(database), meta, None)
     fabric.barrier()
     return None

@@ -518,6 +518,7 @@ class LocationIndex:
         model: str | None = None,
         weights: str | Path | None = None,
         image_size: tuple[int, int] | None = None,
+        runtime: Any = None,
     ) -> LocationIndex:
         """Describes every database image once and saves the index folder ``out``.
 
@@ -543,6 +544,8 @@ class LocationIndex:
             weights: its weights (a file or ``hf:ORG/REPO[/FILE]``; default: its registered
                 source).
             image_size: the published model's input size, overriding its own.
+            runtime: a `vpr.export.runtime.RuntimeChoice` (torch or an exported ONNX model);
+                None: torch. The index records it, so later photos are described alike.
 
         Raises:
             LocationIndexError: ``out`` exists and ``overwrite`` is False, or is a folder
@@ -583,7 +586,8 @@ class LocationIndex:
                     raise LocationIndexError(
                         f"{out} already exists; pass --overwrite to replace it")
                 cls._build_locked(out, Path(ckpt_path) if ckpt_path else None, database,
-                                  index_type, describe, index_options, published)
+                                  index_type, describe, index_options, published,
+                                  runtime=runtime, device=resolve_device(device))
         except BaseException:
             if created and not storage.is_index(out):
                 shutil.rmtree(out, ignore_errors=True)
@@ -594,7 +598,8 @@ class LocationIndex:
     def _build_locked(cls, out: Path, ckpt_path: Path | None,
                       database: str | Path | Sequence[str | Path], index_type: str,
                       describe: Any, index_options: dict[str, Any] | None,
-                      published: dict[str, Any] | None = None) -> None:
+                      published: dict[str, Any] | None = None, runtime: Any = None,
+                      device: str = "cpu") -> None:
         module, hparams, weights_record, source = load_any_model(ckpt_path, published)
         paths = _image_paths(database)
         records = image_records(paths)
@@ -606,6 +611,13 @@ class LocationIndex:
                                      weights_record),
             "index": {"type": index_type, "options": options},
         }
+        from vpr.export.runtime import extractor_for_build
+
+        # The runtime decides what describes the images (the checkpoint's module, or its
+        # exported ONNX model); the store's model identity records it, so that later adds
+        # and queries are described alike.
+        module, meta["model"]["runtime"] = extractor_for_build(runtime, module, meta["model"],
+                                                               device)
         sources = [str(Path(database).resolve())] if isinstance(database, (str, Path)) else []
         temporary = storage.new_version_folder(out)
         store_name = _store_name(temporary)
@@ -676,6 +688,7 @@ class LocationIndex:
         precision: str | None = "auto",
         progress: bool = False,
         lock_timeout: float | None = DEFAULT_LOCK_TIMEOUT,
+        runtime: Any = None,
     ) -> int:
         """Adds images to the index on disk (and to this object); existing ones are kept.
 
@@ -690,6 +703,7 @@ class LocationIndex:
                 was built with (same sha256). Default: the path recorded in the index.
             batch_size, num_workers, device, precision, progress, lock_timeout: as in
                 `build`.
+            runtime: a `vpr.export.runtime.RuntimeChoice`; must agree with the index's.
 
         Returns:
             The number of images added.
@@ -703,7 +717,7 @@ class LocationIndex:
                             resolve_device(device), precision, progress)
 
         def image_rows(paths: list[Path]) -> tuple[dict[str, list[Any]], np.ndarray]:
-            module = self.load_model(ckpt_path)
+            module = self.load_model(ckpt_path, runtime=runtime)
             return image_records(paths), describe(module, paths, self.meta, None)
 
         return self.add_rows(images, image_rows, lock_timeout)
@@ -765,16 +779,24 @@ class LocationIndex:
 
     # ---- the model
 
-    def load_model(self, ckpt_path: str | Path | None = None):
+    def load_model(self, ckpt_path: str | Path | None = None, runtime: Any = None):
         """The model that made this index's descriptors, checked by sha256.
 
         Args:
             ckpt_path: where the model's file is now, if it moved: the checkpoint, or the
                 weights file of a published model (default: the path recorded at build).
+            runtime: a `vpr.export.runtime.RuntimeChoice`; an index built with an exported
+                ONNX model gets that model (checked by sha256), not the checkpoint.
 
         Raises:
             LocationIndexError: the file is not the one the index was built with.
+            ExportError: a runtime or exported model other than the index's.
         """
+        from vpr.export.runtime import extractor_for_index
+
+        extractor = extractor_for_index(runtime, self.meta["model"], self.path)
+        if extractor is not None:
+            return extractor
         recorded = self.meta["model"]
         if recorded.get("published_model"):
             return self._load_published(ckpt_path)

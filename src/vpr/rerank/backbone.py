@@ -47,7 +47,11 @@ class BackboneFeatures(LocalFeatureMethod):
         if layer not in LAYERS:
             raise ValueError(f"unknown backbone layer {layer!r}; valid: {', '.join(LAYERS)}")
         vpr_model = getattr(model, "model", model)
-        backbone = vpr_model.backbone
+        backbone = getattr(vpr_model, "backbone", None)
+        if backbone is None:  # e.g. an exported ONNX model (--runtime onnx): a graph only
+            raise ValueError("the 'backbone' re-ranking method needs the torch model's "
+                             "backbone, which an exported ONNX model does not expose: use "
+                             "--rerank_method sift or orb")
         names = [name for name, _ in backbone.named_children()]
         if layer not in names:
             raise ValueError(f"the model's backbone stops at {names[-1]}: it has no {layer}; "

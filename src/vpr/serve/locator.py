@@ -59,17 +59,19 @@ class Locator:
         max_batch: the most requests described in one forward pass (1: one at a time).
         batch_window_ms: how long a request waits for others to share its forward pass.
         rerank: re-ranking settings (`vpr.rerank.options.rerank_settings`), or None.
+        runtime: a `vpr.export.runtime.RuntimeChoice` (torch, or the index's ONNX model).
     """
 
     def __init__(self, index_path: str | Path, ckpt_path: str | Path | None = None,
                  radius_m: float = DEFAULT_RADIUS_M, device: str = "auto",
                  nprobe: int | None = None, max_batch: int = 1,
-                 batch_window_ms: float = 0.0, rerank: dict[str, Any] | None = None) -> None:
+                 batch_window_ms: float = 0.0, rerank: dict[str, Any] | None = None,
+                 runtime: Any = None) -> None:
         self.index = LocationIndex.load(index_path, nprobe=nprobe)
         self.device = resolve_device(device)
         self.radius_m = radius_m
         logger.info("Loading the model of %s", self.index)
-        self.model = self.index.load_model(ckpt_path)
+        self.model = self.index.load_model(ckpt_path, runtime=runtime)
         self.reranker = build_reranker(rerank, self.model) if rerank else None
         self._lock = threading.Lock()
         self._workdir = tempfile.TemporaryDirectory(prefix="vpr-serve-")
