@@ -5,6 +5,10 @@ TESTSET/queries, and prints, per confidence bin, how many predictions fall withi
 --within metres of the query's true position (from its @-name).
 
     python bench/calibration.py CKPT TESTSET [--top_k 5] [--radius 25] [--within 25]
+        [--rerank K --rerank_method backbone ...]
+
+With ``--rerank K`` (and the other options of `vpr locate`'s re-ranking), the top K matches
+are verified first and their inliers feed the vote and the confidence.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from vpr.data.geotag import parse_filename
 from vpr.data.images import list_images
 from vpr.locate import LocationIndex, calibration_table, format_calibration_table, locate
 from vpr.locate.calibration import prediction_errors
+from vpr.rerank.options import add_rerank_options, build_reranker, rerank_settings
 
 
 def main() -> None:
@@ -36,6 +41,7 @@ def main() -> None:
     parser.add_argument("--batch_size", type=int, default=32)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--limit", type=int, default=None, help="use the first N queries")
+    add_rerank_options(parser)
     args = parser.parse_args()
 
     queries = list_images(args.testset / "queries")[: args.limit]
@@ -48,9 +54,12 @@ def main() -> None:
                                         progress=True)
         else:
             index = LocationIndex.load(args.index)
+        model = index.load_model(args.ckpt)
+        settings = rerank_settings(args)
+        reranker = build_reranker(settings, model) if settings else None
         results = locate(queries, index, top_k=args.top_k, radius_m=args.radius,
-                         ckpt_path=args.ckpt, batch_size=args.batch_size, device=args.device,
-                         progress=True)
+                         batch_size=args.batch_size, device=args.device, progress=True,
+                         model=model, reranker=reranker)
     errors = prediction_errors(results, true_utm)
     top1 = np.array([[r.matches[0].utm_east, r.matches[0].utm_north] if r.matches
                      else [np.inf, np.inf] for r in results])
@@ -58,7 +67,8 @@ def main() -> None:
     confidences = [result.confidence for result in results]
     rows = calibration_table(confidences, errors, within_m=args.within, bins=args.bins)
     print(f"{args.testset}: {len(results)} queries, {len(index)} database images, "
-          f"top_k={args.top_k}, cluster radius {args.radius:g} m")
+          f"top_k={args.top_k}, cluster radius {args.radius:g} m"
+          + (f", re-ranked: {settings}" if settings else ""))
     print(f"accuracy within {args.within:g} m: clustered prediction "
           f"{np.mean(errors <= args.within) * 100:.1f}%, top-1 match "
           f"{np.mean(top1_errors <= args.within) * 100:.1f}%; median error "

@@ -17,6 +17,13 @@ PNG of about --big_megapixels (just under the server's pixel cap), and the serve
 resident memory (VmHWM of /proc/PID/status) is reported before and after the load:
 
     python bench/serve_load.py --big_uploads --model_size 224x224 --requests 8 --concurrency 8
+
+With --compare_batching, the same photos are sent at each of --concurrencies by servers
+started one after the other: "before" (``--max_batch 1``: each request alone under the
+model's lock, the behaviour of vpr before batching), "batched" (``--max_batch 16
+--batch_window_ms 10``) and, with --workers N > 1, "batched, N workers":
+
+    python bench/serve_load.py --compare_batching --model_size 224x224 --requests 64
 """
 
 from __future__ import annotations
@@ -219,6 +226,45 @@ def machine() -> str:
             f"load average {load:.1f} at the start")
 
 
+def compare_batching(index: Path, photos: list[tuple[str, bytes]],
+                     args: argparse.Namespace) -> None:
+    """requests/s of servers with and without batching, at each concurrency, one table."""
+    configs = [("before: --max_batch 1", ["--max_batch", "1"]),
+               ("batched: --max_batch 16 --batch_window_ms 10",
+                ["--max_batch", "16", "--batch_window_ms", "10"])]
+    if args.workers > 1:
+        configs.append((f"batched, --workers {args.workers}",
+                        ["--max_batch", "16", "--batch_window_ms", "10", "--workers",
+                         str(args.workers)]))
+    rows = []
+    for name, extra in configs:
+        port = free_loopback_port()
+        server = start_server(index, port, args.top_k, extra=extra + args.serve_args.split())
+        url = f"http://127.0.0.1:{port}"
+        try:
+            run_load(url, photos, args.warmup, 1, args.max_seconds)
+            for concurrency in args.concurrencies:
+                latencies, statuses, wall = run_load(url, photos, args.requests, concurrency,
+                                                     args.max_seconds)
+                milliseconds = np.array(latencies) * 1000
+                ok = sum(status == 200 for status in statuses)
+                rows.append(f"| {name} | {concurrency} | {ok}/{len(statuses)} | "
+                            f"{len(statuses) / wall:.1f} | "
+                            f"{np.percentile(milliseconds, 50):.0f} | "
+                            f"{np.percentile(milliseconds, 90):.0f} |")
+                print(rows[-1], flush=True)
+        finally:
+            server.terminate()
+            try:
+                server.wait(30)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait(30)
+    print("\n| server | concurrency | ok | requests/s | p50 ms | p90 ms |")
+    print("|---|---:|---:|---:|---:|---:|")
+    print("\n".join(rows))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--index", type=Path, default=None,
@@ -249,6 +295,13 @@ def main() -> None:
                              "images; give one for --big_uploads, as vpr trains models)")
     parser.add_argument("--serve_args", default="",
                         help="more `vpr serve` options, e.g. '--max_decodes 4'")
+    parser.add_argument("--compare_batching", action="store_true",
+                        help="requests/s before and after batching, at each --concurrencies")
+    parser.add_argument("--concurrencies", type=int, nargs="+", default=[1, 4, 16],
+                        help="--compare_batching: client threads of each run (1 4 16)")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="--compare_batching: also run batched with this many server "
+                             "processes, when > 1")
     args = parser.parse_args()
 
     if args.index is None:
@@ -278,6 +331,11 @@ def main() -> None:
            f"{indexed.descriptors.shape[1]}"
     print(f"Machine: {machine()}", flush=True)
 
+    if args.compare_batching:
+        print(f"index: {index} ({size}); {len(photos)} distinct photos, top_k {args.top_k}, "
+              f"{args.requests} requests per run", flush=True)
+        compare_batching(index, photos, args)
+        return
     port = free_loopback_port()
     server = start_server(index, port, args.top_k, extra=args.serve_args.split())
     url = f"http://127.0.0.1:{port}"

@@ -197,19 +197,6 @@ def test_check_finds_missing_files_and_ground_truth(world, tmp_path: Path):
     assert not check_against_manifest(manifest, tmp_path / "nowhere").ok
 
 
-def test_published_models_wait_for_their_loader(world, tmp_path: Path, capsys):
-    try:
-        import vpr.models.pretrained.load  # noqa: F401
-        pytest.skip("the published-model loader is available")
-    except ImportError:
-        pass
-    weights = tmp_path / "w.pth"
-    weights.write_bytes(b"0")
-    assert main(["benchmark", "--model", "salad", "--weights", str(weights), "--data",
-                 f"st_lucia={world['st_lucia']}", "--out", str(tmp_path / "t")]) == 2
-    assert "not available yet" in capsys.readouterr().err
-
-
 class _MeanColour(torch.nn.Module):
     """A "published model" whose descriptor is the mean colour of its normalised input."""
 
@@ -279,3 +266,68 @@ def test_download_of_a_benchmark_says_where_to_get_it(capsys):
     assert "needs a request form" in error and "vpr data convert pitts30k_test" in error
     assert main(["download", "st_lucia"]) == 2  # free, but not automated (mega.nz)
     assert "not fetched automatically" in capsys.readouterr().err
+
+
+def test_rerank_reorders_the_candidates_before_recall(world, tmp_path: Path, monkeypatch):
+    """`--rerank K` sends the top K to `vpr.rerank` and scores the order it gives back."""
+    import vpr.rerank
+    from vpr.rerank.reranker import Reranked
+
+    seen = {}
+
+    def reverse(query_paths, database_paths, candidates, similarities, settings, model,
+                cache_folder):
+        seen.update(k=candidates.shape[1], settings=settings, folder=cache_folder)
+        # Cosines from squared L2 distances of unit vectors: within [-1, 1], best first.
+        assert np.all(np.diff(similarities, axis=1) <= 1e-6)
+        assert np.all(np.abs(similarities) <= 1 + 1e-5)
+        order = candidates[:, ::-1].copy()
+        flipped = np.tile(np.arange(order.shape[1])[::-1], (order.shape[0], 1))
+        return Reranked(candidates=order, similarities=similarities[:, ::-1].copy(),
+                        inliers=np.zeros(order.shape, dtype=np.int64), order=flipped)
+
+    monkeypatch.setattr(vpr.rerank, "rerank_retrieval", reverse)
+    out = tmp_path / "table"
+    assert main(["benchmark", "--ckpt_path", str(world["a"]), "--data",
+                 f"st_lucia={world['st_lucia']}", "--out", str(out), "--no_progress_bar",
+                 "--rerank", "12", "--rerank_method", "sift"]) == 0
+    assert seen["k"] == 8  # K = 12 asked for, the database holds 8 images
+    assert seen["settings"]["top_k"] == 12 and seen["settings"]["method"] == "sift"
+    assert seen["folder"] is not None and seen["folder"].name == "rerank"
+    table = json.loads((out / "table.json").read_text())
+    assert table["protocols"]["st_lucia"]["rerank"]["method"] == "sift"
+    # By hand: the reversed top 8 of the global order, scored at N = 1, 5, 10.
+    module = load_module(world["a"]).eval()
+    transform = eval_transform((32, 32))
+    database_paths = list_images(world["st_lucia"] / "database")
+    query_paths = list_images(world["st_lucia"] / "queries")
+    with torch.no_grad():
+        database = module(torch.stack([transform(open_rgb(p)) for p in database_paths])).numpy()
+        queries = module(torch.stack([transform(open_rgb(p)) for p in query_paths])).numpy()
+    expected = {}
+    for n in (1, 5, 10):
+        hits = 0
+        for q, query in enumerate(queries):
+            order = np.argsort(((database - query) ** 2).sum(1), kind="stable")[::-1][:n]
+            hits += any(_within_25_m(query_paths[q], database_paths[d]) for d in order)
+        expected[str(n)] = 100.0 * hits / len(queries)
+    assert table["recalls"]["a"]["st_lucia"] == pytest.approx(expected)
+
+
+def test_a_published_model_file_gets_its_row(world, tmp_path: Path):
+    """A CosPlace file in the authors' layout, through the real loader, into the table."""
+    from test_published_models import geolocalization_net_state
+
+    weights = tmp_path / "cosplace_resnet18_512.pth"
+    torch.save(geolocalization_net_state("resnet18", 512), weights)
+    out = tmp_path / "t"
+    assert main(["benchmark", "--model", "cosplace:resnet18-512", "--weights", str(weights),
+                 "--data", f"st_lucia={world['st_lucia']}", "--out", str(out),
+                 "--no_progress_bar"]) == 0
+    table = json.loads((out / "table.json").read_text())
+    (label,) = table["models"]
+    recalls = table["recalls"][label]["st_lucia"]
+    assert set(recalls) == {"1", "5", "10"}
+    assert all(0.0 <= value <= 100.0 for value in recalls.values())
+    # 8 database images: every positive is in the top 10, and 4 of the 5 queries have one.
+    assert recalls["10"] == 80.0

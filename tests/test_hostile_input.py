@@ -111,3 +111,22 @@ def test_unreadable_file_is_named(tmp_path):
     path.chmod(0)
     with pytest.raises(BadImageError, match="x.jpg"):
         open_rgb(path)
+
+
+def test_a_permission_error_is_named_even_as_root(tmp_path, monkeypatch):
+    # Root reads any file, so the chmod test above skips there: raise the error an
+    # unprivileged user would get, at the call that would get it.
+    import errno
+
+    from vpr.data import images
+
+    path = tmp_path / "locked.jpg"
+    Image.new("RGB", (4, 4)).save(path)
+
+    def denied(file, *args, **kwargs):
+        raise PermissionError(errno.EACCES, "Permission denied", str(file))
+
+    monkeypatch.setattr(images.Image, "open", denied)
+    assert "Permission denied" in check_image_header(path)
+    with pytest.raises(BadImageError, match=r"locked\.jpg.*Permission denied"):
+        open_rgb(path)

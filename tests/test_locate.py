@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import sqlite3
 from pathlib import Path
 
 import lightning
@@ -178,17 +179,24 @@ def test_round_trip_locates_a_database_image_at_its_place(built, world):
 
 def test_index_folder_contents_and_reload(built, world):
     folder = built.path
-    # One version folder named by CURRENT (build made v-1, add v-2 and removed v-1).
-    assert sorted(p.name for p in folder.iterdir()) == [".lock", "CURRENT", "v-2"]
+    # One version folder named by CURRENT (build made v-1, add v-2 and removed v-1), and
+    # the store that both used: the add appended to it.
+    assert sorted(p.name for p in folder.iterdir()) == [".lock", "CURRENT", "store-1", "v-2"]
     assert (folder / "CURRENT").read_text() == "v-2\n"
-    assert sorted(p.name for p in (folder / "v-2").iterdir()) == [
-        "descriptors.npy", "index.faiss", "meta.json"]
-    meta = json.loads((folder / "v-2" / "meta.json").read_text())
-    assert meta["model"]["checkpoint"] == str(world["ckpt"].resolve())
-    assert len(meta["model"]["sha256"]) == 64
-    assert meta["model"]["hparams"]["agg_arch"] == "ConvAP"
-    assert meta["model"]["image_size"] == [32, 32]
-    assert len(meta["images"]["paths"]) == 12 and meta["images"]["latitude"][0] is not None
+    assert sorted(p.name for p in (folder / "v-2").iterdir()) == ["version.json"]
+    version = json.loads((folder / "v-2" / "version.json").read_text())
+    assert (version["rows"], version["dim"], version["store"]) == (12, 32, "store-1")
+    assert (folder / "store-1" / "descriptors.f32").stat().st_size == 12 * 32 * 4
+    connection = sqlite3.connect(folder / "store-1" / "images.sqlite")
+    info = {key: json.loads(value) for key, value in connection.execute(
+        "SELECT key, value FROM info")}
+    latitudes = connection.execute("SELECT latitude FROM images ORDER BY id").fetchall()
+    connection.close()
+    assert info["model"]["checkpoint"] == str(world["ckpt"].resolve())
+    assert len(info["model"]["sha256"]) == 64
+    assert info["model"]["hparams"]["agg_arch"] == "ConvAP"
+    assert info["model"]["image_size"] == [32, 32]
+    assert len(latitudes) == 12 and latitudes[0][0] is not None
     reloaded = LocationIndex.load(folder)
     assert len(reloaded) == 12 and reloaded.descriptors.shape == (12, 32)
     # The added images come last, with their coordinates.

@@ -185,3 +185,36 @@ def test_a_kill_during_a_save_leaves_a_whole_file(tmp_path, kind):
         else:
             saved = json.loads(path.read_text())
             assert saved["rows"] == [saved["step"]] * 400_000
+
+
+@pytest.mark.parametrize("num_items, world", [(12, 2), (12, 3), (7, 2)])
+def test_samplers_give_each_rank_its_own_share_of_every_epoch(monkeypatch, num_items, world):
+    from vpr.data import samplers
+
+    def shares(make):
+        out = []
+        for rank in range(world):
+            monkeypatch.setattr(samplers, "_rank_and_world", lambda r=rank: (r, world))
+            sampler = make()
+            out.append(list(sampler))
+            assert len(out[-1]) == len(sampler)
+        return out
+
+    def shuffled(epoch):
+        sampler = samplers.EpochShuffleSampler(num_items, seed=5)
+        sampler.set_epoch(epoch)
+        return sampler
+
+    per_rank = -(-num_items // world)  # padded to equal counts
+    for epoch in (0, 1):
+        ranks = shares(lambda epoch=epoch: shuffled(epoch))
+        indices = [[index for index, _ in rank] for rank in ranks]
+        assert all(len(share) == per_rank for share in indices)
+        assert set().union(*indices) == set(range(num_items))  # every item, every epoch
+        if num_items % world == 0:  # no padding: the shares are disjoint
+            assert sum(len(set(share)) for share in indices) == num_items
+        for rank in ranks:
+            assert all(seed == samplers.item_seed(5, epoch, index) for index, seed in rank)
+    sequential = shares(lambda: samplers.ShardedSequentialSampler(num_items))
+    assert sorted(sum(sequential, [])) == list(range(num_items))  # disjoint, no padding
+    assert sequential[1][:2] == [1, 1 + world]

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from test_locate import save_tiny_checkpoint, write_place
+from test_location_store import as_format_1
 
 from vpr.locate import LocationIndex, storage
 from vpr.utils.locking import FileLock, LockTimeoutError, lock_holder
@@ -220,13 +221,8 @@ def test_a_writer_cleans_leftovers_that_a_busy_reader_left_alone(world, index_co
 
 
 def legacy_index(index_copy: Path) -> Path:
-    """The layout of earlier vpr versions: the data files directly in the folder."""
-    version = storage.current_version(index_copy)
-    for entry in version.iterdir():
-        shutil.move(entry, index_copy / entry.name)
-    version.rmdir()
-    (index_copy / "CURRENT").unlink()
-    return index_copy
+    """The layout of earlier vpr versions: the data files (format 1) directly in the folder."""
+    return as_format_1(index_copy)
 
 
 def test_a_crash_between_the_legacy_renames_restores_the_old_index(index_copy, warnings_seen):
@@ -237,20 +233,22 @@ def test_a_crash_between_the_legacy_renames_restores_the_old_index(index_copy, w
     unfinished = legacy.with_name(f".{legacy.name}.k3j_a9x2.tmp")
     unfinished.mkdir()
     index = LocationIndex.load(legacy)
-    assert len(index) == 3 and index.data_path == legacy
+    assert len(index) == 3 and index.data_path == legacy / "v-1"  # restored, then migrated
     assert "restored the previous index" in warnings_seen.text
     assert not old.exists() and not unfinished.exists()
 
 
-def test_a_legacy_index_is_read_then_upgraded_by_its_next_write(world, index_copy):
+def test_a_legacy_index_is_migrated_on_first_use_then_grows(world, index_copy):
     legacy = legacy_index(index_copy)
     stale_old = legacy.with_name(f".{legacy.name}.old-99")  # crash after the legacy swap
     shutil.copytree(legacy, stale_old)
     assert len(LocationIndex.load(legacy)) == 3 and not stale_old.exists()
-    assert LocationIndex.load(legacy).add(world["root"] / "a", device="cpu") == 3
     assert (legacy / "CURRENT").read_text() == "v-1\n"
-    assert sorted(entry.name for entry in legacy.iterdir()) == [".lock", "CURRENT", "v-1"]
-    assert len(json.loads((legacy / "v-1" / "meta.json").read_text())["images"]["paths"]) == 6
+    assert LocationIndex.load(legacy).add(world["root"] / "a", device="cpu") == 3
+    assert (legacy / "CURRENT").read_text() == "v-2\n"
+    assert sorted(entry.name for entry in legacy.iterdir()) == [".lock", "CURRENT", "store-1",
+                                                                "v-2"]
+    assert json.loads((legacy / "v-2" / "version.json").read_text())["rows"] == 6
 
 
 def test_build_over_a_folder_that_is_not_an_index_is_refused(world, tmp_path):
@@ -267,7 +265,8 @@ def test_overwrite_replaces_the_data_in_place(world, index_copy):
     rebuilt = LocationIndex.build(index_copy, world["ckpt"], world["root"] / "a",
                                   device="cpu", overwrite=True)
     assert {Path(path).parent.name for path in rebuilt.paths} == {"a"}
-    assert sorted(entry.name for entry in index_copy.iterdir()) == [".lock", "CURRENT", "v-2"]
+    assert sorted(entry.name for entry in index_copy.iterdir()) == [".lock", "CURRENT",
+                                                                    "store-2", "v-2"]
 
 
 def test_a_failed_build_leaves_no_folder(world, tmp_path):

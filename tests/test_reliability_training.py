@@ -146,7 +146,8 @@ def test_a_full_disk_keeps_the_previous_checkpoint_and_says_so(tmp_path, mounts)
 
 # ---- 6. a failed start does not claim its name ----------------------------------------------
 
-@pytest.mark.parametrize("bad", [["--batch_size", "-4"], ["--lr", "-1"], ["--max_epochs", "0"]])
+@pytest.mark.parametrize("bad", [["--batch_size", "-4"], ["--lr", "-1"], ["--max_epochs", "0"],
+                                 ["--num_workers", "-1"], ["--positive_dist_threshold", "0"]])
 def test_invalid_values_are_refused_before_the_run_folder_is_made(bad, tiny_train,
                                                                   tiny_retrieval, tmp_path,
                                                                   capsys):
@@ -334,12 +335,15 @@ def _truncated_state_dict(path: Path) -> Path:
 
 
 @pytest.mark.parametrize(("kind", "expected"), [("text", "a text file"),
+                                                ("empty", "an empty file"),
                                                 ("truncated", "truncated")])
 def test_an_unreadable_pretrained_file_says_what_it_is(kind, expected, tiny_train,
                                                        tiny_retrieval, tmp_path, capsys):
     weights = tmp_path / "weights.pth"
     if kind == "text":
         weights.write_text("these are not weights\n")
+    elif kind == "empty":
+        weights.write_bytes(b"")
     else:
         _truncated_state_dict(weights)
     args = _train_args(tiny_train, tiny_retrieval, tmp_path / "logs", "run")

@@ -118,7 +118,7 @@ def test_cli_batch_options_reach_the_app(served_world, monkeypatch):
     assert (defaults.max_batch_files, defaults.max_batch_mb) == (50, 100.0)
     seen = {}
 
-    def fake_create_app(index, **settings):
+    def fake_create_app(*index, **settings):
         seen.update(settings)
         return object()
 

@@ -9,7 +9,6 @@ from pathlib import Path
 from torch import nn
 
 from vpr.inputs.transforms import IMAGENET_MEAN, IMAGENET_STD
-from vpr.training.checkpoints import CheckpointError
 
 
 @dataclass
@@ -61,23 +60,23 @@ def load_checkpoint_model(path: str | Path) -> BenchmarkModel:
                           image_size=tuple(size) if size else None)
 
 
-def load_published_model(name: str, weights: str | Path) -> BenchmarkModel:
+def load_published_model(name: str, weights: str | Path | None) -> BenchmarkModel:
     """A named published model with its authors' weights (`vpr.models.pretrained`).
 
     The one adapter to the published-model loader (``load_published(name, weights)`` ->
     ``(model, preprocessing)``): the table uses the model's own size and normalisation.
 
     Raises:
-        CheckpointError: the loader is not available in this version of vpr.
+        PublishedWeightsError: the weights are missing or do not fit the model.
     """
-    try:
-        from vpr.models.pretrained.load import load_published
-    except ImportError:
-        raise CheckpointError(
-            f"--model {name}: published models are not available yet in this version of vpr "
-            "(no vpr.models.pretrained.load); benchmark your own checkpoints with --ckpt_path"
-        ) from None
+    from vpr.models.pretrained.load import load_published
+
     module, preprocessing = load_published(name, weights)
+    if weights is None:  # the model's registered source
+        from vpr.models.pretrained import get_published_model
+        from vpr.models.pretrained.load import default_weights
+
+        weights = default_weights(get_published_model(name))
     path = Path(weights)
     if not path.is_file():  # an hf:ORG/REPO spec: hash the file it resolved to
         from vpr.models.pretrained.hub import resolve_weights

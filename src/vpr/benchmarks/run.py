@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -88,6 +89,22 @@ def descriptors_for(model: BenchmarkModel, dataset: RetrievalSet, cache_path: Pa
                                precision=precision, progress=progress)
 
 
+def _reranked(model: BenchmarkModel, dataset: RetrievalSet, distances: np.ndarray,
+              predictions: np.ndarray, settings: dict[str, Any], cache: Path | None,
+              check: DatasetCheck, size: tuple[int, int] | None) -> np.ndarray:
+    """The candidates reordered by geometric verification (`vpr.rerank`)."""
+    from vpr.rerank import rerank_retrieval
+
+    # Descriptors are L2-normalised: a squared L2 distance d maps to cosine 1 - d / 2.
+    similarities = 1.0 - np.asarray(distances, np.float64) / 2.0
+    folder = None
+    if cache is not None:
+        folder = _cache_path(cache, model, check, size).with_suffix("") / "rerank"
+    result = rerank_retrieval(dataset.query_paths, dataset.database_paths, predictions,
+                              similarities, settings, model.module, folder)
+    return np.asarray(result.candidates)
+
+
 def run_benchmark(
     models: list[BenchmarkModel],
     data: dict[str, Path],
@@ -100,6 +117,7 @@ def run_benchmark(
     device: str = "cpu",
     precision: str | None = None,
     progress: bool = True,
+    rerank: dict[str, Any] | None = None,
 ) -> BenchmarkTable:
     """Evaluates every model on every benchmark and writes ``table.{md,csv,json}``.
 
@@ -114,6 +132,10 @@ def run_benchmark(
             ``manifest`` (the size the papers evaluated at).
         batch_size, num_workers, device, precision: as `vpr.eval.extract.extract_descriptors`.
         progress: show progress bars.
+        rerank: re-ranking settings (`vpr.rerank.options.rerank_settings`): the top
+            ``rerank["top_k"]`` candidates of each query are verified geometrically and
+            reordered before Recall@N; the database's local features are cached beside the
+            descriptors. None: global descriptors only.
     """
     if not models:
         raise BenchmarkError("no model to benchmark: give --ckpt_path and/or --model/--weights")
@@ -148,7 +170,12 @@ def run_benchmark(
                 batch_size, num_workers, device, precision, progress)
             database = np.asarray(descriptors[: dataset.database_num])
             queries = np.asarray(descriptors[dataset.database_num:])
-            _, predictions = search(database, queries, max(manifest.recall_values))
+            depth = max(manifest.recall_values)
+            distances, predictions = search(database, queries,
+                                            max(depth, rerank["top_k"]) if rerank else depth)
+            if rerank:
+                predictions = _reranked(model, dataset, distances, predictions, rerank,
+                                        cache, check, size)[:, :depth]
             recalls = recall_at_n(predictions, dataset.positives_per_query,
                                   manifest.recall_values)
             table.recalls.setdefault(model.label, {})[name] = recalls
@@ -163,6 +190,7 @@ def run_benchmark(
             "image_size": sizes,
             "image_size_from": image_size_from,
             "sources": list(manifest.sources),
+            "rerank": dict(rerank) if rerank else None,
         }
     if out_dir is not None:
         write_table(table, Path(out_dir))

@@ -11,7 +11,7 @@ import warnings
 
 # Each module has add_parser(subparsers) and run(args) -> int.
 SUBCOMMANDS = ("demo", "train", "test", "index", "locate", "serve", "data", "synth", "download",
-               "sweep", "report", "benchmark")
+               "sweep", "report", "benchmark", "export")
 
 
 def _format_warning(message, category, filename, lineno, line=None) -> str:

@@ -51,6 +51,9 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--list", action="store_true",
                         help="list the protocols and exit")
     add_switch(parser, "progress_bar", "show progress bars")
+    from vpr.rerank.options import add_rerank_options
+
+    add_rerank_options(parser)
     parser.set_defaults(func=run)
 
 
@@ -69,13 +72,16 @@ def run(args: argparse.Namespace) -> int:
         unique_labels,
     )
     from vpr.benchmarks.run import BenchmarkError, run_benchmark
+    from vpr.rerank.options import rerank_settings
 
     if args.list:
         _print_protocols()
         return 0
-    if len(args.model) != len(args.weights):
+    if args.weights and len(args.model) != len(args.weights):
         raise BenchmarkError(f"{len(args.model)} --model but {len(args.weights)} --weights; "
-                             "give one --weights FILE after each --model NAME")
+                             "give one --weights FILE after each --model NAME (or none: the "
+                             "models' registered sources)")
+    weights = args.weights or [None] * len(args.model)
     data = dict(args.data)
     if len(data) != len(args.data):
         raise BenchmarkError("a benchmark name is given twice in --data")
@@ -85,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
     check_datasets(data, args.allow_partial)
     models = [load_checkpoint_model(path) for path in args.ckpt_path]
     models += [load_published_model(name, weights)
-               for name, weights in zip(args.model, args.weights)]
+               for name, weights in zip(args.model, weights)]
     unique_labels(models)
     cache_dir = None if not args.cache else (args.cache_dir or args.out / "descriptors")
     table = run_benchmark(models, data, out_dir=args.out, cache_dir=cache_dir,
@@ -94,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
                           num_workers=args.num_workers, device=device_of(args),
                           # Full precision unless --precision asks otherwise.
                           precision=explicit_settings(args).get("precision"),
-                          progress=args.progress_bar)
+                          progress=args.progress_bar, rerank=rerank_settings(args))
     print(table.to_markdown(), end="")
     print(f"Wrote {args.out}/table.md, table.csv, table.json")
     return 0

@@ -11,6 +11,9 @@ from vpr.cli.published import (
     add_published_model_options,
     model_file_of_index,
 )
+from vpr.cli.serve_batching import add_batching_options, read_batching_options
+from vpr.export.options import add_runtime_options, runtime_from_args
+from vpr.rerank.options import add_rerank_options, rerank_settings
 
 
 def add_parser(subparsers) -> None:
@@ -46,6 +49,9 @@ def add_parser(subparsers) -> None:
                         help="server log level; debug also logs each request (default: info)")
     add_batch_options(parser)
     add_limit_options(parser)
+    add_batching_options(parser)
+    add_rerank_options(parser)
+    add_runtime_options(parser)
     parser.set_defaults(func=run)
 
 
@@ -90,14 +96,24 @@ def run(args: argparse.Namespace) -> int:
                         format="%(levelname)s: %(message)s")
     from vpr.locate import LocationIndex
 
+    batching = read_batching_options(args)
+    workers = batching.pop("workers")
     moved = model_file_of_index(LocationIndex.load(args.index), args)
-    app = create_app(args.index, ckpt_path=moved, top_k=args.top_k,
-                     radius_m=args.radius, max_upload_mb=args.max_upload_mb,
-                     device=device_of(args), nprobe=args.nprobe, max_decodes=args.max_decodes,
-                     max_pixels=args.max_pixels, read_timeout=args.read_timeout,
-                     max_batch_files=args.max_batch_files, max_batch_mb=args.max_batch_mb)
+    options = dict(index_path=args.index, ckpt_path=moved, top_k=args.top_k,
+                   radius_m=args.radius, max_upload_mb=args.max_upload_mb,
+                   device=device_of(args), nprobe=args.nprobe, max_decodes=args.max_decodes,
+                   max_pixels=args.max_pixels, read_timeout=args.read_timeout,
+                   max_batch_files=args.max_batch_files, max_batch_mb=args.max_batch_mb,
+                   rerank=rerank_settings(args), runtime=runtime_from_args(args), **batching)
     try:
-        serve(app, host=args.host, port=args.port, log_level=args.log_level)
+        if workers > 1:
+            from vpr.serve.workers import serve_workers
+
+            serve_workers(options, workers, host=args.host, port=args.port,
+                          log_level=args.log_level)
+            return 0
+        serve(create_app(**options), host=args.host, port=args.port,
+              log_level=args.log_level)
     except OSError as error:  # e.g. port already in use
         raise ValueError(f"cannot listen on {args.host}:{args.port}: {error}") from error
     return 0

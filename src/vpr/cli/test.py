@@ -8,6 +8,7 @@ from vpr.cli.flags import add_settings, explicit_settings
 from vpr.cli.published import add_published_model_options, published_choice
 from vpr.config.fields import option_of
 from vpr.config.schema import FIELDS, iter_fields
+from vpr.rerank.options import add_rerank_options, rerank_settings
 
 # `vpr test` takes evaluation and hardware settings; the checkpoint carries the rest.
 TEST_SECTIONS = ("test_data", "input", "eval", "hardware")
@@ -34,6 +35,7 @@ def add_parser(subparsers) -> None:
                                 action=_CarriedByCheckpoint, help=argparse.SUPPRESS,
                                 default=argparse.SUPPRESS)
     add_published_model_options(parser, model_flag=False)
+    add_rerank_options(parser)
     parser.set_defaults(func=run, test_parser=parser)
 
 
@@ -41,7 +43,8 @@ def run(args: argparse.Namespace) -> int:
     from vpr.training.run import test
 
     return report_tests(test(explicit_settings(args), args.ckpt_path,
-                             weights=published_choice(args).weights))
+                             weights=published_choice(args).weights,
+                             rerank=rerank_settings(args)))
 
 
 def report_tests(results: list[dict]) -> int:
@@ -49,6 +52,10 @@ def report_tests(results: list[dict]) -> int:
     for result in results:
         recalls = ", ".join(f"{k}: {v:.1f}" for k, v in result["recalls"].items())
         print(f"Test {result['dataset']}: {recalls}")
+        if "rerank" in result:
+            before = ", ".join(f"{k}: {v:.1f}" for k, v in result["rerank"]["recalls"].items())
+            print(f"  before re-ranking: {before}; re-ranking "
+                  f"{result['rerank']['ms_per_query']:.1f} ms per query")
     return 0
 
 

@@ -37,7 +37,7 @@ class RetrievalData(Protocol):
 
 def evaluate_set(dataset: RetrievalData, descriptors: np.ndarray, settings: EvalConfig,
                  report_dir: str | Path | None = None, predictions_dir: str | Path | None = None,
-                 extra: dict[str, Any] | None = None) -> dict[str, Any]:
+                 extra: dict[str, Any] | None = None, reranker: Any = None) -> dict[str, Any]:
     """Searches the database with every query and measures the result.
 
     Args:
@@ -50,6 +50,10 @@ def evaluate_set(dataset: RetrievalData, descriptors: np.ndarray, settings: Eval
         predictions_dir: where to save prediction image rows (when
             ``settings.num_preds_to_save`` > 0); None saves none.
         extra: items added to the result (and to ``results.json``), e.g. the checkpoint.
+        reranker: re-ranks the top candidates (`vpr.rerank.evaluation.EvaluationReranker`:
+            ``candidates_needed`` and ``(dataset, predictions, distances) -> (predictions,
+            distances, info)``); the result's recalls are then those after re-ranking and
+            ``rerank`` holds the settings, timings and the recalls before.
 
     Returns:
         The result: dataset, sizes, ``recalls`` (``"R@N"`` -> %), per-group and
@@ -58,7 +62,19 @@ def evaluate_set(dataset: RetrievalData, descriptors: np.ndarray, settings: Eval
     recall_values = tuple(settings.recall_values)
     database = descriptors[: dataset.database_num]
     queries = descriptors[dataset.database_num:]
-    distances, predictions = search(database, queries, max(recall_values))
+    depth = max(recall_values)
+    distances, predictions = search(
+        database, queries, max(depth, reranker.candidates_needed) if reranker else depth)
+    rerank_info = None
+    if reranker is not None:
+        before = evaluate_retrieval(
+            dataset.database_utm, dataset.query_utm, dataset.query_paths,
+            dataset.database_paths, predictions, distances, n_values=recall_values,
+            group_rule=settings.group_rule, positives_per_query=dataset.positives_per_query,
+            positive_dist_threshold=dataset.positive_dist_threshold)
+        predictions, distances, rerank_info = reranker(dataset, predictions, distances)
+        rerank_info.update({key: before.get(key) for key in
+                            ("recalls", "recalls_per_group", "loop_closure")})
     report = evaluate_retrieval(
         dataset.database_utm, dataset.query_utm, dataset.query_paths, dataset.database_paths,
         predictions, distances, n_values=recall_values,
@@ -68,6 +84,8 @@ def evaluate_set(dataset: RetrievalData, descriptors: np.ndarray, settings: Eval
     )
     result = {"dataset": str(dataset.root), "database_num": dataset.database_num,
               "queries_num": dataset.queries_num, **report, **(extra or {})}
+    if rerank_info is not None:  # the recalls above are after re-ranking; "before" here
+        result["rerank"] = rerank_info
     if report_dir is not None:
         rows = per_query_rows(
             dataset.database_utm, dataset.query_utm, dataset.query_paths,

@@ -17,6 +17,7 @@ import numpy as np
 
 from vpr.data.datasets import positives_within
 from vpr.eval.grouping import GroupRule, describe_rule, query_groups
+from vpr.eval.loop_closure import loop_closure_metrics, plot_precision_recall
 from vpr.eval.metrics import (
     localization_error_stats,
     localization_errors,
@@ -29,6 +30,7 @@ from vpr.utils.atomic import write_bytes_atomic, write_json_atomic
 RESULTS_JSON = "results.json"
 PER_QUERY_CSV = "per_query.csv"
 RECALL_PLOT = "recall_at_n.png"
+PR_PLOT = "precision_recall.png"
 
 
 def _named(recalls: dict[int, float]) -> dict[str, float]:
@@ -76,7 +78,7 @@ def evaluate_retrieval(
     Returns:
         ``{"queries_num", "database_num", "positive_dist_threshold", "recalls",
         "recalls_per_threshold", "group_rule", "recalls_per_group",
-        "localization_error", ("top1_descriptor_distance")}`` where recalls are
+        "localization_error", ("top1_descriptor_distance", "loop_closure")}`` where recalls are
         ``{"R@N": percent}``, per threshold keyed ``"25m"``, per group
         ``{group: {"queries_num", "recalls"}}`` (empty when no grouping applies).
     """
@@ -129,6 +131,9 @@ def evaluate_retrieval(
             "median_correct": float(np.median(top1[correct])) if correct.any() else None,
             "median_wrong": float(np.median(top1[~correct])) if (~correct).any() else None,
         }
+        # vpr descriptors are L2-normalised: cosine similarity = 1 - squared distance / 2.
+        results["loop_closure"] = loop_closure_metrics(
+            1.0 - top1 / 2.0, correct, [len(p) > 0 for p in positives_per_query])
     return results
 
 
@@ -217,7 +222,8 @@ def plot_recalls(results: dict[str, Any], path: str | Path) -> Path:
 def write_results(
     out_dir: str | Path, results: dict[str, Any], per_query_rows: Sequence[dict[str, Any]]
 ) -> dict[str, Path]:
-    """Writes ``results.json``, ``per_query.csv`` and ``recall_at_n.png`` into ``out_dir``.
+    """Writes ``results.json``, ``per_query.csv``, ``recall_at_n.png`` and (when the results
+    have loop-closure metrics) ``precision_recall.png`` into ``out_dir``.
 
     Args:
         out_dir: the folder (created if needed).
@@ -242,4 +248,11 @@ def write_results(
     writer.writerows(per_query_rows)
     write_bytes_atomic(csv_path, buffer.getvalue().encode())
     plot_path = plot_recalls(results, out_dir / RECALL_PLOT)
-    return {"json": json_path, "csv": csv_path, "plot": plot_path}
+    written = {"json": json_path, "csv": csv_path, "plot": plot_path}
+    if "loop_closure" in results:
+        curves = {"top-1 similarity": results["loop_closure"]}
+        rerank = results.get("rerank") or {}
+        if rerank.get("loop_closure_inliers"):
+            curves["re-ranked top-1 inliers"] = rerank["loop_closure_inliers"]
+        written["pr_plot"] = plot_precision_recall(curves, out_dir / PR_PLOT)
+    return written

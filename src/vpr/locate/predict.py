@@ -17,6 +17,12 @@ Confidence, in [0, 1]::
 so it is 1 only when all k matches agree, halves when the best match outside the cluster is
 as similar as the best one inside, and is lower still when the matches scatter. With
 ``top_k=1`` it is always 1: one match cannot disagree with itself; use k >= 3.
+
+With re-ranking (``locate(..., reranker=...)``), verified inliers join the similarities:
+a match's weight is also multiplied by ``exp((inliers_i - most inliers) / INLIER_TEMPERATURE)``
+and the margin is the larger of the similarity margin and ``(most inliers in the cluster -
+most outside) / INLIER_MARGIN_SCALE`` (clipped to [0, 1]); see `predict_location`.
+With ``min_confidence``, a prediction below it becomes unknown: no location, and a reason.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from vpr.locate.geo import GeoPriorError
 from vpr.locate.index import LocationIndex, resolve_device
 
 DEFAULT_TOP_K = 5
@@ -40,6 +47,10 @@ MARGIN_SCALE = 0.1
 # similarity weights (gap-blind) put 41% / 38% of SF-like / Tokyo-like queries within 25 m,
 # the top-1 match 46.5% / 41.3%, these weights 48.0% / 40.7%.
 TEMPERATURE = 0.02
+# How fast a match's vote fades with its inlier gap to the best-verified match, and the
+# inlier lead that counts as a clear winner (with re-ranking; docs/BENCHMARKS.md).
+INLIER_TEMPERATURE = 10.0
+INLIER_MARGIN_SCALE = 20.0
 
 
 @dataclass
@@ -57,6 +68,7 @@ class Match:
     longitude: float | None
     distance_to_prediction_m: float | None
     in_cluster: bool
+    inliers: int | None = None  # verified inliers, with re-ranking
 
 
 @dataclass
@@ -74,10 +86,29 @@ class LocateResult:
     cluster_size: int
     radius_m: float
     matches: list[Match] = field(default_factory=list)
+    unknown_reason: str | None = None  # set when the prediction was turned into "unknown"
+
+    @property
+    def unknown(self) -> bool:
+        """True when no location is given (no match, or confidence below the minimum)."""
+        return self.utm_east is None
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain data (JSON-ready)."""
-        return asdict(self)
+        """Plain data (JSON-ready), with ``location`` (None when unknown) and ``reason``."""
+        data = asdict(self)
+        reason = self.unknown_reason
+        if self.unknown and reason is None:
+            reason = "no match found"
+        data["location"] = None if self.unknown else {
+            "latitude": self.latitude, "longitude": self.longitude,
+            "utm_east": self.utm_east, "utm_north": self.utm_north}
+        data["reason"] = reason
+        return data
+
+    def mark_unknown(self, reason: str) -> None:
+        """Withdraws the location (the matches stay, for inspection)."""
+        self.latitude = self.longitude = self.utm_east = self.utm_north = None
+        self.unknown_reason = reason
 
 
 @dataclass(frozen=True)
@@ -96,6 +127,7 @@ def predict_location(
     radius_m: float = DEFAULT_RADIUS_M,
     zones: Sequence[Any] | None = None,
     temperature: float = TEMPERATURE,
+    inliers: np.ndarray | None = None,
 ) -> Prediction:
     """Clusters matches in space and returns the weighted mean of the strongest cluster.
 
@@ -105,6 +137,7 @@ def predict_location(
         radius_m: matches within this distance of a match join its cluster.
         zones: the UTM zone of each match (any comparable value); matches in different
             zones never share a cluster. None: all in one zone.
+        inliers: (k,) verified inliers of each match (re-ranking), or None.
 
     Returns:
         The predicted UTM position, the cluster's members and the confidence (formula in
@@ -117,6 +150,11 @@ def predict_location(
         raise ValueError(f"need as many (>0) similarities as matches, got {len(similarities)} "
                          f"and {count}")
     weights = np.exp((similarities - similarities.max()) / temperature)
+    if inliers is not None:
+        inliers = np.maximum(np.asarray(inliers, dtype=np.float64).reshape(-1), 0.0)
+        if len(inliers) != count:
+            raise ValueError(f"need one inlier count per match, got {len(inliers)} for {count}")
+        weights = weights * np.exp((inliers - inliers.max()) / INLIER_TEMPERATURE)
     near = np.linalg.norm(utm[:, None, :] - utm[None, :, :], axis=-1) <= radius_m
     if zones is not None:
         numbering = {zone: number for number, zone in enumerate(dict.fromkeys(zones))}
@@ -133,6 +171,9 @@ def predict_location(
     else:
         gap = similarities[members].max() - similarities[~members].max()
         margin = float(np.clip(gap / MARGIN_SCALE, 0.0, 1.0))
+        if inliers is not None:
+            lead = inliers[members].max() - inliers[~members].max()
+            margin = max(margin, float(np.clip(lead / INLIER_MARGIN_SCALE, 0.0, 1.0)))
     confidence = float(np.clip(share * (1.0 + margin) / 2.0, 0.0, 1.0))
     return Prediction(float(east), float(north), members, confidence)
 
@@ -169,15 +210,17 @@ def _distance_to_prediction(record: dict[str, Any], latitude: float | None,
 
 
 def _result(photo: str, index: LocationIndex, similarities: np.ndarray, items: np.ndarray,
-            radius_m: float) -> LocateResult:
+            radius_m: float, inliers: np.ndarray | None = None) -> LocateResult:
     keep = items >= 0  # approximate indexes may return fewer than k neighbours
     similarities, items = similarities[keep], items[keep]
+    if inliers is not None:
+        inliers = inliers[keep]
     if len(items) == 0:
         return LocateResult(photo, None, None, None, None, None, "", 0.0, 0, radius_m, [])
     records = [index.record(int(item)) for item in items]
     utm = np.array([(r["utm_east"], r["utm_north"]) for r in records], np.float64)
     zones = [(r["utm_zone_number"], r["utm_zone_letter"]) for r in records]
-    prediction = predict_location(utm, similarities, radius_m, zones)
+    prediction = predict_location(utm, similarities, radius_m, zones, inliers=inliers)
     members = np.flatnonzero(prediction.members)
     zone_number, zone_letter = zones[members[0]]
     weights = np.maximum(similarities[members], 1e-9)
@@ -196,6 +239,7 @@ def _result(photo: str, index: LocationIndex, similarities: np.ndarray, items: n
             latitude=record["latitude"], longitude=record["longitude"],
             distance_to_prediction_m=distance,
             in_cluster=bool(prediction.members[rank - 1]),
+            inliers=None if inliers is None else int(inliers[rank - 1]),
         ))
     return LocateResult(
         photo=photo, latitude=latitude, longitude=longitude,
@@ -204,6 +248,75 @@ def _result(photo: str, index: LocationIndex, similarities: np.ndarray, items: n
         confidence=round(prediction.confidence, 4), cluster_size=len(members),
         radius_m=radius_m, matches=matches,
     )
+
+
+@dataclass(frozen=True)
+class GeoPrior:
+    """Search only the images within ``radius_m`` metres of a GPS fix (its known error)."""
+
+    latitude: float
+    longitude: float
+    radius_m: float
+
+    def __str__(self) -> str:
+        return f"{self.radius_m:g} m of {self.latitude:.6f},{self.longitude:.6f}"
+
+
+def prior_ids(index: LocationIndex, prior: GeoPrior | None) -> np.ndarray | None:
+    """The items a prior allows (None: all).
+
+    Raises:
+        GeoPriorError: no indexed image lies within the radius.
+    """
+    if prior is None:
+        return None
+    ids = index.ids_near(prior.latitude, prior.longitude, prior.radius_m)
+    if len(ids) == 0:
+        without = index.store.count_without_latlon()
+        note = f" ({without} of its images have no latitude/longitude)" if without else ""
+        raise GeoPriorError(
+            f"--near: no image of index {index.path} lies within {prior}{note}; widen "
+            "--near_radius or drop --near")
+    return ids
+
+
+def locate_descriptors(
+    descriptors: np.ndarray,
+    photos: Sequence[str],
+    index: LocationIndex,
+    top_k: int = DEFAULT_TOP_K,
+    radius_m: float = DEFAULT_RADIUS_M,
+    prior: GeoPrior | None = None,
+    reranker: Any = None,
+    min_confidence: float | None = None,
+) -> list[LocateResult]:
+    """The `locate` of photos already described (one descriptor row per photo).
+
+    ``photos`` must be readable image files when a ``reranker`` is given (their local
+    features are compared with the candidates'); otherwise they are only labels.
+    """
+    if min_confidence is not None and not 0.0 <= min_confidence <= 1.0:
+        raise ValueError(f"--min_confidence must be in [0, 1], got {min_confidence}")
+    ids = prior_ids(index, prior)
+    inliers = None
+    if reranker is None:
+        similarities, items = index.search(descriptors, top_k, ids=ids)
+    else:
+        similarities, items = index.search(descriptors, max(top_k, reranker.top_k), ids=ids)
+        database = reranker.database_features(index.paths, index.path / "rerank")
+        reranked = reranker.rerank([Path(photo) for photo in photos], items, similarities,
+                                   database)
+        similarities, items = reranked.similarities[:, :top_k], reranked.candidates[:, :top_k]
+        inliers = reranked.inliers[:, :top_k]
+    results = [_result(str(photo), index, similarities[row], items[row], radius_m,
+                       None if inliers is None else inliers[row])
+               for row, photo in enumerate(photos)]
+    if min_confidence is not None:
+        for result in results:
+            if not result.unknown and result.confidence < min_confidence:
+                result.mark_unknown(f"confidence {result.confidence:.2f} is below "
+                                    f"--min_confidence {min_confidence:g}")
+    return results
 
 
 def locate(
@@ -218,6 +331,9 @@ def locate(
     precision: str | None = "auto",
     progress: bool = False,
     model: Any = None,
+    prior: GeoPrior | None = None,
+    reranker: Any = None,
+    min_confidence: float | None = None,
 ) -> list[LocateResult]:
     """Geolocates photos by retrieval in a location index.
 
@@ -231,9 +347,17 @@ def locate(
             settings, see `vpr.eval.extract.extract_descriptors`.
         model: the index's model when already loaded (e.g. by ``index.load_model()``),
             to skip reloading and re-hashing the checkpoint on repeated calls.
+        prior: search only the images near a GPS fix (exact search among them).
+        reranker: a `vpr.rerank.Reranker` (built for this index's model) to verify and
+            reorder the top candidates; their inliers then feed the vote and the confidence.
+            The index's local features are cached in ``<index>/rerank/``.
+        min_confidence: a prediction with a lower confidence becomes unknown.
 
     Returns:
         One `LocateResult` per photo, in order.
+
+    Raises:
+        GeoPriorError: no indexed image lies within the prior's radius.
     """
     from vpr.eval.extract import ImageFolderDataset, extract_descriptors
 
@@ -245,6 +369,7 @@ def locate(
         raise ValueError(f"radius must be positive, got {radius_m}")
     if not isinstance(index, LocationIndex):
         index = LocationIndex.load(index)
+    prior_ids(index, prior)  # before describing anything
     paths = [Path(photo) for photo in photos]
     for path in paths:
         if not path.is_file():
@@ -257,6 +382,5 @@ def locate(
         num_workers=num_workers, device=device, precision=precision,
         progress=progress,
     )
-    similarities, items = index.search(descriptors, top_k)
-    return [_result(str(path), index, similarities[row], items[row], radius_m)
-            for row, path in enumerate(paths)]
+    return locate_descriptors(descriptors, [str(path) for path in paths], index, top_k,
+                              radius_m, prior, reranker, min_confidence)

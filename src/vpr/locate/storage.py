@@ -4,7 +4,9 @@ An index folder holds versions of its data and a pointer to the current one::
 
     INDEX/
       CURRENT           the name of the current version ("v-3"), replaced atomically
-      v-3/              descriptors.npy, index.faiss, meta.json
+      v-3/              version.json (+ index.faiss); the rows are in store-N/ beside
+                        it (`vpr.locate.store`); format 1: descriptors.npy, index.faiss,
+                        meta.json
       .lock             held by the one process that writes (`vpr.utils.locking`)
 
 A writer fills ``INDEX/.v-4.tmp/``, renames it to ``INDEX/v-4`` (complete, not yet used),

@@ -34,7 +34,8 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, Field, create_model
 
 import vpr
-from vpr.locate.predict import DEFAULT_RADIUS_M, DEFAULT_TOP_K, LocateResult, Match
+from vpr.locate.geo import GeoPriorError, check_radius, parse_near
+from vpr.locate.predict import DEFAULT_RADIUS_M, DEFAULT_TOP_K, GeoPrior, LocateResult, Match
 from vpr.serve.decoding import DEFAULT_MAX_DECODES, UploadDecoder
 from vpr.serve.locator import Locator, ThumbnailError
 from vpr.serve.page import CONTENT_SECURITY_POLICY, render_page
@@ -51,7 +52,8 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_UPLOAD_MB = 20.0
 MAX_TOP_K = 100
-FORM_FIELDS = {"file", "top_k"}
+DEFAULT_NEAR_RADIUS_M = 100.0
+FORM_FIELDS = {"file", "top_k", "near", "near_radius", "radius"}
 # Upload names are echoed back as `photo`; they are labels, never paths.
 MAX_NAME_LENGTH = 255
 DEFAULT_MAX_BATCH_FILES = 50
@@ -77,7 +79,10 @@ def _schema_of(dataclass: type, name: str, leading: dict[str, Any] | None = None
 
 MatchOut = _schema_of(Match, "Match", leading={"id": (int | None, Field(
     description="the match's item number in the index: GET /thumbnail/{id} shows it"))})
-LocateOut = _schema_of(LocateResult, "LocateResult", matches=(list[MatchOut], ...))
+LocateOut = _schema_of(LocateResult, "LocateResult", matches=(list[MatchOut], ...), leading={
+    "location": (dict[str, float | None] | None, Field(
+        None, description="latitude, longitude, utm_east, utm_north; null when unknown")),
+    "reason": (str | None, Field(None, description="why the location is unknown"))})
 
 
 class BatchErrorDetail(BaseModel):
@@ -152,6 +157,10 @@ def create_app(
     max_batch_files: int = DEFAULT_MAX_BATCH_FILES,
     max_batch_mb: float = DEFAULT_MAX_BATCH_MB,
     read_timeout: float | None = DEFAULT_READ_TIMEOUT_S,
+    max_batch: int = 1,
+    batch_window_ms: float = 0.0,
+    rerank: dict[str, Any] | None = None,
+    runtime: Any = None,
 ) -> FastAPI:
     """Loads the index and its model once and returns the service's app.
 
@@ -169,6 +178,11 @@ def create_app(
         max_batch_mb: the largest ``POST /locate/batch`` body, in MiB (larger: 413).
         read_timeout: seconds a request's head, and its body, may take to arrive (slower:
             408); None for no limit. The head's limit needs `serve`/`serve_in_background`.
+        max_batch: the most concurrent requests described in one forward pass (1: one
+            request at a time, each alone).
+        batch_window_ms: how long a request waits for others to share its forward pass.
+        rerank: re-ranking settings (`vpr.rerank.options.rerank_settings`), or None.
+        runtime: a `vpr.export.runtime.RuntimeChoice` (torch, or the index's ONNX model).
 
     Raises:
         LocationIndexError: the index or its checkpoint cannot be used.
@@ -187,7 +201,8 @@ def create_app(
     if read_timeout is not None and read_timeout <= 0:
         raise ValueError(f"read_timeout must be positive, got {read_timeout}")
     locator = Locator(index_path, ckpt_path=ckpt_path, radius_m=radius_m, device=device,
-                      nprobe=nprobe)
+                      nprobe=nprobe, max_batch=max_batch, batch_window_ms=batch_window_ms,
+                      rerank=rerank, runtime=runtime)
     model_size = locator.index.meta["model"].get("image_size")
     decoder = UploadDecoder(tuple(model_size) if model_size else None, max_pixels=max_pixels,
                             max_decodes=max_decodes)
@@ -247,12 +262,15 @@ def create_app(
                     "result): the predicted location, its confidence and the top-k matches "
                     "with coordinates and similarity. `photo` is the upload's file name; each "
                     "match also has `id`, its item number for /thumbnail/{id}. `top_k` may be "
-                    "given as a form field or a query parameter.",
+                    "given as a form field or a query parameter. The form fields `near` "
+                    "(LAT,LON) and `near_radius` (metres, default 100) search only the images "
+                    "within that distance of a GPS fix; 422 when none lies there.",
         responses={
             400: {"description": "empty upload, or a file name with a path"},
             413: {"description": "upload larger than --max_upload_mb"},
             415: {"description": "not an image"},
-            422: {"description": "damaged image, or invalid top_k / unknown field"},
+            422: {"description": "damaged image, invalid top_k / near / unknown field, or "
+                                 "no indexed image within near_radius of near"},
         },
     )
     async def locate_photo(
@@ -260,11 +278,24 @@ def create_app(
         file: Annotated[UploadFile, File(description="the photo (JPEG, PNG, WebP...)")],
         top_k_form: Annotated[int | None, Form(alias="top_k", ge=1, le=MAX_TOP_K)] = None,
         top_k_query: Annotated[int | None, Query(alias="top_k", ge=1, le=MAX_TOP_K)] = None,
+        near: Annotated[str | None, Form(description="LAT,LON of a GPS fix")] = None,
+        near_radius: Annotated[float | None, Form(description="the fix's error, in metres")
+                               ] = None,
+        radius: Annotated[float | None, Form(description="same as near_radius")] = None,
     ) -> JSONResponse:
         unknown = sorted(set((await request.form()).keys()) - FORM_FIELDS)
         if unknown:
             raise HTTPException(422, f"unknown form field(s): {', '.join(unknown)}; "
                                      f"allowed: {', '.join(sorted(FORM_FIELDS))}")
+        if near_radius is not None and radius is not None and near_radius != radius:
+            raise HTTPException(422, "radius and near_radius disagree; give one of them")
+        fix_error = next((value for value in (near_radius, radius) if value is not None),
+                         DEFAULT_NEAR_RADIUS_M)
+        try:
+            prior = None if near is None else GeoPrior(*parse_near(near),
+                                                       check_radius(fix_error))
+        except GeoPriorError as error:
+            raise HTTPException(422, str(error).replace("--near", "near")) from None
         name = _photo_name(file.filename)
         data = await file.read(max_upload_bytes + 1)
         if len(data) > max_upload_bytes:
@@ -272,7 +303,11 @@ def create_app(
         await file.close()
         data, _ = await decoder.prepare_async(data)
         count = top_k_form or top_k_query or top_k
-        results = await run_in_threadpool(locator.locate, data, name, count)
+        try:
+            results = await run_in_threadpool(locator.locate, data, name, count, prior)
+        except GeoPriorError as error:
+            raise HTTPException(422, str(error).replace("--near_radius", "near_radius")
+                                .replace("--near", "near")) from None
         # Returned as is, not re-validated by response_model: the `to_dict()` of the CLI.
         return JSONResponse(results)
 

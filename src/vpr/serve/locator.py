@@ -1,8 +1,11 @@
 """The service's one index and one model: locating uploaded photos, thumbnails of matches.
 
-Everything heavy is loaded once, when the `Locator` is made. Requests run in a threadpool;
-inference is guarded by a lock, so that concurrent requests share the one model and never
-run it twice at once (torch already spreads one forward pass over the cores).
+Everything heavy is loaded once, when the `Locator` is made. Requests run in a threadpool.
+With ``max_batch`` 1, inference is guarded by a lock, so that concurrent requests share the
+one model and never run it twice at once (torch already spreads one forward pass over the
+cores). With a larger ``max_batch``, requests that arrive within ``batch_window_ms`` of
+each other are described in one forward pass (`vpr.serve.batching`), then searched, each
+with its own top_k and geographic prior.
 """
 
 from __future__ import annotations
@@ -21,7 +24,15 @@ from PIL import Image
 from vpr.data.images import BadImageError, open_rgb
 from vpr.locate import LocationIndex, locate
 from vpr.locate.index import resolve_device
-from vpr.locate.predict import DEFAULT_RADIUS_M, DEFAULT_TOP_K
+from vpr.locate.predict import (
+    DEFAULT_RADIUS_M,
+    DEFAULT_TOP_K,
+    GeoPrior,
+    locate_descriptors,
+    prior_ids,
+)
+from vpr.rerank.options import build_reranker
+from vpr.serve.batching import Batcher
 
 logger = logging.getLogger(__name__)
 
@@ -45,33 +56,75 @@ class Locator:
         radius_m: matches within this distance form a cluster.
         device: ``cpu``, ``cuda``... or ``auto``.
         nprobe: lists visited per query, for ivf/ivfpq indexes (default: as built).
+        max_batch: the most requests described in one forward pass (1: one at a time).
+        batch_window_ms: how long a request waits for others to share its forward pass.
+        rerank: re-ranking settings (`vpr.rerank.options.rerank_settings`), or None.
+        runtime: a `vpr.export.runtime.RuntimeChoice` (torch, or the index's ONNX model).
     """
 
     def __init__(self, index_path: str | Path, ckpt_path: str | Path | None = None,
                  radius_m: float = DEFAULT_RADIUS_M, device: str = "auto",
-                 nprobe: int | None = None) -> None:
+                 nprobe: int | None = None, max_batch: int = 1,
+                 batch_window_ms: float = 0.0, rerank: dict[str, Any] | None = None,
+                 runtime: Any = None) -> None:
         self.index = LocationIndex.load(index_path, nprobe=nprobe)
         self.device = resolve_device(device)
         self.radius_m = radius_m
         logger.info("Loading the model of %s", self.index)
-        self.model = self.index.load_model(ckpt_path)
-        # Item number of each indexed path: the ids that /thumbnail/{id} accepts.
-        self.item_of_path = {path: item for item, path in enumerate(self.index.paths)}
+        self.model = self.index.load_model(ckpt_path, runtime=runtime)
+        self.reranker = build_reranker(rerank, self.model) if rerank else None
         self._lock = threading.Lock()
         self._workdir = tempfile.TemporaryDirectory(prefix="vpr-serve-")
         self.enlarged = functools.lru_cache(maxsize=ENLARGED_CACHED)(
             functools.partial(self._thumbnail, size=ENLARGED_SIZE))
         self.thumbnail = functools.lru_cache(maxsize=THUMBNAILS_CACHED)(self._thumbnail)
+        self.batcher = Batcher(self._locate_batch, max_batch, batch_window_ms / 1e3) \
+            if max_batch > 1 else None
+        # Photos of different sizes cannot share a batch: native-size models go one by one.
+        self._batchable = bool(self.index.meta["model"].get("image_size"))
 
     def __len__(self) -> int:
         return len(self.index)
 
     def close(self) -> None:
-        """Removes the folder of uploads in progress."""
+        """Stops the batcher; removes the folder of uploads in progress."""
+        if self.batcher is not None:
+            self.batcher.close()
         self._workdir.cleanup()
 
-    def locate(self, data: bytes, photo_name: str, top_k: int = DEFAULT_TOP_K
-               ) -> list[dict[str, Any]]:
+    def _locate_batch(self, jobs: list[tuple[str, int, GeoPrior | None]]) -> list[Any]:
+        """Results (or errors) of several uploaded photos, described in one forward pass."""
+        from vpr.eval.extract import ImageFolderDataset, extract_descriptors
+
+        outcomes: list[Any] = [None] * len(jobs)
+        wanted = []
+        for number, (_, _, prior) in enumerate(jobs):
+            try:
+                prior_ids(self.index, prior)  # no image near the fix: this request's error
+                wanted.append(number)
+            except ValueError as error:
+                outcomes[number] = error
+        if not wanted:
+            return outcomes
+        paths = [jobs[number][0] for number in wanted]
+        descriptors = extract_descriptors(
+            self.model, ImageFolderDataset(paths, reader=self.index.reader(self.device)),
+            batch_size=len(paths) if self._batchable else 1, device=self.device,
+            precision="auto", progress=False)
+        # Searched together where they ask the same: one search call per (top_k, prior).
+        groups: dict[tuple[int, GeoPrior | None], list[int]] = {}
+        for row, number in enumerate(wanted):
+            groups.setdefault(jobs[number][1:], []).append(row)
+        for (top_k, prior), rows in groups.items():
+            results = locate_descriptors(descriptors[rows], [paths[row] for row in rows],
+                                         self.index, top_k, self.radius_m, prior,
+                                         self.reranker)
+            for row, result in zip(rows, results):
+                outcomes[wanted[row]] = [result]
+        return outcomes
+
+    def locate(self, data: bytes, photo_name: str, top_k: int = DEFAULT_TOP_K,
+               prior: GeoPrior | None = None) -> list[dict[str, Any]]:
         """Locates one uploaded photo (already checked to be an image).
 
         Returns:
@@ -84,9 +137,13 @@ class Locator:
         try:
             with os.fdopen(handle, "wb") as file:
                 file.write(data)
-            with self._lock:
-                results = locate(name, self.index, top_k=top_k, radius_m=self.radius_m,
-                                 device=self.device, model=self.model, batch_size=1)
+            if self.batcher is not None:
+                results = self.batcher((name, top_k, prior))
+            else:
+                with self._lock:
+                    results = locate(name, self.index, top_k=top_k, radius_m=self.radius_m,
+                                     device=self.device, model=self.model, batch_size=1,
+                                     prior=prior, reranker=self.reranker)
         finally:
             Path(name).unlink(missing_ok=True)
         output = []
@@ -94,7 +151,7 @@ class Locator:
             result.photo = photo_name
             payload = result.to_dict()
             for match in payload["matches"]:
-                match["id"] = self.item_of_path.get(match["path"])
+                match["id"] = self.index.store.id_of(match["path"])
             output.append(payload)
         return output
 
@@ -107,7 +164,7 @@ class Locator:
         if not 0 <= item < len(self.index):
             raise ThumbnailError(f"no image {item}: the index has images 0 to "
                                  f"{len(self.index) - 1}")
-        # Only paths recorded in the index's meta.json are ever opened.
+        # Only paths recorded in the index's store are ever opened.
         try:
             image = open_rgb(self.index.paths[item])
         except BadImageError as error:

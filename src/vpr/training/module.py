@@ -88,6 +88,8 @@ class VPRModule(L.LightningModule):
         self.report_dir: Path | None = None
         self.report_extra: dict[str, Any] = {}
         self._descriptors: np.ndarray | None = None
+        # `vpr test --rerank K` sets a `vpr.rerank.evaluation.EvaluationReranker` here.
+        self.reranker: Any = None
 
     def configure_input(self, transform: InputTransform, seed: int = 0,
                         compile_model: bool = False) -> None:
@@ -213,6 +215,7 @@ class VPRModule(L.LightningModule):
             report_dir=self.report_dir if writes else None,
             predictions_dir=self.predictions_dir if writes else None,
             extra=self.report_extra if stage == "test" else None,
+            reranker=self.reranker if stage == "test" else None,
         )
         recall_values = tuple(self.config.eval.recall_values)
         recalls = {n: result["recalls"][f"R@{n}"] for n in recall_values}

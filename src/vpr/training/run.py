@@ -366,7 +366,8 @@ def train(settings: Mapping[str, Any] | TrainConfig | None = None,
 
 
 def test(settings: Mapping[str, Any] | None, ckpt_path: str | None = None,
-         weights: str | None = None) -> list[dict[str, Any]]:
+         weights: str | None = None, rerank: dict[str, Any] | None = None
+         ) -> list[dict[str, Any]]:
     """Tests a checkpoint (or a published model) on every ``test_path``; no training.
 
     Args:
@@ -375,6 +376,9 @@ def test(settings: Mapping[str, Any] | None, ckpt_path: str | None = None,
             tests a published model instead of a checkpoint.
         ckpt_path: a checkpoint of `train`.
         weights: the published model's weights (a file or ``hf:`` source).
+        rerank: re-ranking settings (`vpr.rerank.options.rerank_settings`): each query's
+            top candidates are verified and reordered before the recalls (cached under the
+            test folder's ``rerank_cache/``); None: global descriptors only.
 
     Returns:
         One result per set.
@@ -410,6 +414,12 @@ def test(settings: Mapping[str, Any] | None, ckpt_path: str | None = None,
         load_published_weights(module, config.published_model, weights, config.image_size)
         source = f"{config.published_model} ({weights or 'registered source'})"
     _configure_input(module, config)
+    if rerank:
+        from vpr.rerank.evaluation import EvaluationReranker
+        from vpr.rerank.options import build_reranker
+
+        module.reranker = EvaluationReranker(build_reranker(rerank, module),
+                                             run_dir / "rerank_cache")
     L.seed_everything(config.seed, workers=True)
     trainer = _trainer(config, logger=False)
     return [_run_test(trainer, module, test_set, config, run_dir, source, ckpt_path=None)

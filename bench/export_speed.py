@@ -1,0 +1,141 @@
+"""CPU extraction speed and recall of one model: PyTorch eager (fp32, bf16) vs ONNX Runtime
+(fp32, int8), measured side by side in one run.
+
+Exports the checkpoint to ONNX, quantizes it to int8 (static, QDQ, calibrated on the
+database images of --calibration), then:
+
+- images/s of a forward pass over a batch of --batch real images (already decoded and
+  normalised: the model alone), all CPU threads, in --rounds alternating rounds (median);
+- R@1/R@5 on each test set under --data, for every configuration.
+
+    python bench/export_speed.py --ckpt CKPT --data data/synthetic --image_size 72 96
+
+Prints a Markdown table (and writes it to --table when given).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from hostinfo import cpu_model  # noqa: E402
+
+from vpr.export.onnx_export import export_onnx  # noqa: E402
+from vpr.export.parity import load_images, normalise, onnx_runner  # noqa: E402
+from vpr.export.quantize import quantize_int8  # noqa: E402
+from vpr.export.recall import recall_of  # noqa: E402
+from vpr.export.source import from_checkpoint  # noqa: E402
+
+
+def eager_runner(model: torch.nn.Module, bf16: bool):
+    """float images -> descriptors by the eager model, channels-last as `vpr` evaluates."""
+    model = model.to(memory_format=torch.channels_last)
+
+    def run(images: torch.Tensor) -> np.ndarray:
+        images = images.contiguous(memory_format=torch.channels_last)
+        with torch.inference_mode(), torch.autocast("cpu", torch.bfloat16, enabled=bf16):
+            return model(images).float().numpy()
+
+    return run
+
+
+def images_per_second(run, images: torch.Tensor, seconds: float) -> float:
+    """Calls ``run`` on ``images`` (after 2 warm-up calls) for about ``seconds``."""
+    for _ in range(2):
+        run(images)
+    calls, start = 0, time.perf_counter()
+    while calls < 3 or time.perf_counter() - start < seconds:
+        run(images)
+        calls += 1
+    return calls * len(images) / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--ckpt", required=True, type=Path)
+    parser.add_argument("--data", type=Path, default=Path("data/synthetic"))
+    parser.add_argument("--tests", nargs="+", default=["sf_xs/test", "tokyo_xs/test"])
+    parser.add_argument("--calibration", default="sf_xs/val/database")
+    parser.add_argument("--image_size", type=int, nargs=2, default=None)
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=5.0,
+                        help="timing per configuration and round")
+    parser.add_argument("--speed_only", action="store_true", help="skip the recall columns")
+    parser.add_argument("--table", type=Path, default=None)
+    args = parser.parse_args()
+
+    from vpr.training.pipeline import cpu_has_native_bf16
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    source = from_checkpoint(args.ckpt, tuple(args.image_size) if args.image_size else None)
+    with tempfile.TemporaryDirectory() as folder:
+        fp32_path, int8_path = Path(folder) / "model.onnx", Path(folder) / "model.int8.onnx"
+        export_onnx(source, fp32_path)
+        calibration, _ = load_images(args.data / args.calibration, source.image_size, limit=64)
+        quantize_int8(fp32_path, int8_path, normalise(calibration, source.mean, source.std))
+        runs = {"PyTorch eager fp32": eager_runner(source.model, bf16=False)}
+        if cpu_has_native_bf16():
+            runs["PyTorch eager bf16 (autocast)"] = eager_runner(source.model, bf16=True)
+        runs["ONNX Runtime fp32"] = onnx_runner(fp32_path)
+        runs["ONNX Runtime int8 (static, QDQ)"] = onnx_runner(int8_path)
+
+        images, _ = load_images(args.data / args.tests[0] / "queries", source.image_size,
+                                limit=args.batch)
+        batch = normalise(images, source.mean, source.std)
+        speeds: dict[str, list[float]] = {name: [] for name in runs}
+        for round_ in range(args.rounds):
+            for name, run in runs.items():
+                speeds[name].append(images_per_second(run, batch, args.seconds))
+                print(f"round {round_}: {name}: {speeds[name][-1]:.1f} images/s", flush=True)
+        tests = [] if args.speed_only else args.tests
+        recalls = {name: {test: recall_of(run, args.data / test, source.image_size, source.mean,
+                                          source.std) for test in tests}
+                   for name, run in runs.items()}
+
+    reference = statistics.median(speeds["PyTorch eager fp32"])
+    onnx_fp32 = statistics.median(speeds["ONNX Runtime fp32"])
+    header = ["runtime", "images/s (median)", "x eager fp32"]
+    for test in tests:
+        header += [f"{test} R@1", f"{test} R@5"]
+    lines = ["| " + " | ".join(header) + " |", "|---" + "|---:" * (len(header) - 1) + "|"]
+    for name in runs:
+        speed = statistics.median(speeds[name])
+        cells = [name, f"{speed:.1f}", f"{speed / reference:.2f}"]
+        for test in tests:
+            cells += [f"{recalls[name][test][1]:.1f}", f"{recalls[name][test][5]:.1f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    int8 = statistics.median(speeds["ONNX Runtime int8 (static, QDQ)"])
+    import onnxruntime
+
+    machine = (f"{cpu_model()}, {os.cpu_count()} cores, load average "
+               f"{os.getloadavg()[0]:.1f} at the end; torch {torch.__version__} "
+               f"({torch.get_num_threads()} threads), onnxruntime {onnxruntime.__version__}, "
+               f"Python {platform.python_version()}")
+    height, width = source.image_size
+    table = "\n".join([
+        f"{args.ckpt.name}: {source.identity.get('backbone')} + {source.identity.get('agg_arch')}"
+        f", {source.descriptors_dim}-D, {height}x{width} input, batch {args.batch}, "
+        f"{args.rounds} rounds of {args.seconds:g} s per configuration; {machine}.", "",
+        *lines, "",
+        f"ONNX Runtime fp32 / eager fp32: {onnx_fp32 / reference:.2f}x; int8 / ONNX fp32: "
+        f"{int8 / onnx_fp32:.2f}x; per round: "
+        + "; ".join(f"{name} {', '.join(f'{v:.1f}' for v in values)}"
+                    for name, values in speeds.items())]) + "\n"
+    print("\n" + table)
+    if args.table:
+        args.table.write_text(table)
+
+
+if __name__ == "__main__":
+    main()
