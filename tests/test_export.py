@@ -64,7 +64,7 @@ def world(tmp_path_factory):
                      "--calibration_images", str(root / "calibration")]) == 0
     from vpr.training.checkpoints import load_module
 
-    model = load_module(ckpt, pretrained="none").model.eval()
+    model = load_module(ckpt).model.eval()
     return {"root": root, "ckpt": ckpt, "onnx": onnx_path,
             "int8": root / "model.int8.onnx", "model": model}
 

@@ -57,7 +57,7 @@ def from_checkpoint(ckpt_path: str | Path,
     ckpt_path = Path(ckpt_path)
     if not ckpt_path.is_file():
         raise ExportError(f"{ckpt_path}: checkpoint not found (--ckpt_path)")
-    module = load_module(ckpt_path, pretrained="none")
+    module = load_module(ckpt_path)  # never fetches backbone weights
     hparams = dict(module.hparams)
     size = image_size or hparams.get("image_size")
     if not size:
