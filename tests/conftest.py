@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -105,3 +106,21 @@ def two_city_world(tmp_path_factory) -> dict[str, Path]:
     ckpt = save_tiny_checkpoint(root / "model.ckpt")
     LocationIndex.build(root / "index", ckpt, root / "database", device="cpu")
     return {"database": root / "database", "ckpt": ckpt, "index": root / "index", "far": far}
+
+
+@pytest.fixture(autouse=True)
+def fresh_vpr_logger():
+    """Each test starts with the `vpr` logger of a new process: no console handler left
+    by an earlier test's `setup_logging` (whose lines would land in this test's stdout)."""
+    logger = logging.getLogger("vpr")
+    saved = (list(logger.handlers), logger.propagate, logger.level)
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+    logger.propagate, logger.level = True, logging.NOTSET
+    yield
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+        handler.close()
+    for handler in saved[0]:
+        logger.addHandler(handler)
+    logger.propagate, logger.level = saved[1], saved[2]

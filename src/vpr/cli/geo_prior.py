@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import warnings
 
 DEFAULT_NEAR_RADIUS_M = 100.0
@@ -59,7 +60,8 @@ def resolve_radius_options(args: argparse.Namespace) -> float:
                                 f"{cluster_radius:g} disagree; give --cluster_radius only")
         warnings.warn("--radius without --near is deprecated: use --cluster_radius",
                       DeprecationWarning, stacklevel=2)
-        print("vpr: warning: --radius without --near is deprecated; use --cluster_radius")
+        print("vpr: warning: --radius without --near is deprecated; use --cluster_radius",
+              file=sys.stderr)
         cluster_radius = radius
     args.near_radius = DEFAULT_NEAR_RADIUS_M if near_radius is None else near_radius
     return DEFAULT_CLUSTER_RADIUS_M if cluster_radius is None else cluster_radius
