@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from pytorch_metric_learning import distances, losses, miners
 
+from vpr.config.fields import parse_overrides
 from vpr.training.centroid_triplet import CentroidTripletLoss
 from vpr.utils.option_check import check_options
 
@@ -179,39 +180,6 @@ def build_miner(
         options[MINER_MARGIN_KEYS[name]] = margin
     options.update(overrides)
     return _construct("miner", name, _MINER_CLASSES[name], options)
-
-
-def _parse_value(text: str) -> Any:
-    """Types a command-line value: bool, None, int, float, else the string itself."""
-    lowered = text.lower()
-    if lowered in ("true", "false"):
-        return lowered == "true"
-    if lowered in ("none", "null"):
-        return None
-    for convert in (int, float):
-        try:
-            return convert(text)
-        except ValueError:
-            pass
-    return text
-
-
-def parse_overrides(items: list[str] | None) -> dict[str, Any]:
-    """Turns ``["alpha=2", "swap=true"]`` (``--loss_option KEY=VALUE``) into typed options.
-
-    Values become bool ("true"/"false"), None ("none"), int, float, or stay strings.
-    A malformed item (no "=", empty key or value, repeated key) raises ValueError naming it.
-    """
-    options: dict[str, Any] = {}
-    for item in items or []:
-        key, separator, value = item.partition("=")
-        key, value = key.strip(), value.strip()
-        if not separator or not key.isidentifier() or not value:
-            raise ValueError(f"malformed option {item!r}: expected KEY=VALUE, e.g. alpha=2")
-        if key in options:
-            raise ValueError(f"option {key!r} given twice ({item!r})")
-        options[key] = _parse_value(value)
-    return options
 
 
 def loss_accepts_miner_output(loss_fn: torch.nn.Module) -> bool:
