@@ -5,12 +5,30 @@ Parts: local-feature methods by exact name (`registry`: backbone, sift, orb), ma
 (`cache`), and `Reranker`, which puts them behind one call.
 """
 
-from vpr.rerank.evaluation import rerank_retrieval
-from vpr.rerank.features import LocalFeatureMethod, LocalFeatures
-from vpr.rerank.order import rerank_order
-from vpr.rerank.registry import build_method, list_methods, register_method
-from vpr.rerank.reranker import Reranked, Reranker
-from vpr.rerank.verify import GeometricVerifier
+from importlib import import_module
+from typing import Any
+
+# Where each public name lives; imported on first use, since OpenCV and torch are slow to
+# load and the command line only needs `vpr.rerank.options` to build its parser.
+_LOCATIONS = {
+    "GeometricVerifier": "vpr.rerank.verify",
+    "LocalFeatureMethod": "vpr.rerank.features",
+    "LocalFeatures": "vpr.rerank.features",
+    "Reranked": "vpr.rerank.reranker",
+    "Reranker": "vpr.rerank.reranker",
+    "build_method": "vpr.rerank.registry",
+    "list_methods": "vpr.rerank.registry",
+    "register_method": "vpr.rerank.registry",
+    "rerank_order": "vpr.rerank.order",
+    "rerank_retrieval": "vpr.rerank.evaluation",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LOCATIONS:
+        raise AttributeError(f"module 'vpr.rerank' has no attribute {name!r}")
+    return getattr(import_module(_LOCATIONS[name]), name)
+
 
 __all__ = [
     "GeometricVerifier",

@@ -6,9 +6,8 @@ import argparse
 import json
 from typing import Any
 
-from vpr.rerank.order import RULES
-from vpr.rerank.reranker import Reranker
-from vpr.rerank.verify import ESTIMATORS, GEOMETRIES, GeometricVerifier
+from vpr.config.fields import LazyNames
+from vpr.rerank.names import ESTIMATOR_NAMES, GEOMETRIES, RULES
 
 
 def add_rerank_options(parser: argparse.ArgumentParser) -> None:
@@ -20,13 +19,13 @@ def add_rerank_options(parser: argparse.ArgumentParser) -> None:
                       "reorder them by verified inliers")
     group.add_argument("--rerank", type=int, default=0, metavar="K",
                        help="re-rank the top K candidates of each query (default: 0 = off)")
-    group.add_argument("--rerank_method", default="backbone", choices=list_methods(),
+    group.add_argument("--rerank_method", default="backbone", choices=LazyNames(list_methods),
                        help="local features: backbone = the model's own feature map cells "
                             "(no other weights), sift, orb (default: backbone)")
     group.add_argument("--rerank_geometry", default="homography", choices=GEOMETRIES,
                        help="the verified model: homography or fundamental (default: "
                             "homography)")
-    group.add_argument("--rerank_estimator", default="magsac", choices=tuple(ESTIMATORS),
+    group.add_argument("--rerank_estimator", default="magsac", choices=ESTIMATOR_NAMES,
                        help="robust estimator: magsac (USAC-MAGSAC++), usac, ransac "
                             "(default: magsac)")
     group.add_argument("--rerank_threshold", type=float, default=3.0, metavar="PX",
@@ -67,9 +66,11 @@ def parse_method_options(items: list[str]) -> dict[str, Any]:
     return options
 
 
-def build_reranker(settings: dict[str, Any], model: Any = None) -> Reranker:
+def build_reranker(settings: dict[str, Any], model: Any = None) -> Any:
     """A `Reranker` from `rerank_settings` (``model``: the VPR model, for backbone features)."""
     from vpr.rerank.registry import build_method
+    from vpr.rerank.reranker import Reranker
+    from vpr.rerank.verify import GeometricVerifier
 
     try:
         method = build_method(settings["method"], model=model, **settings.get("options", {}))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-RULES = ("inliers", "blend")
+from vpr.rerank.names import RULES
 
 
 def rerank_order(similarities: np.ndarray, inliers: np.ndarray, rule: str = "blend",

@@ -8,10 +8,12 @@ import cv2
 import numpy as np
 
 from vpr.rerank.features import LocalFeatures
+from vpr.rerank.names import ESTIMATOR_NAMES, GEOMETRIES
 
 # Robust estimators by name; USAC-MAGSAC++ is OpenCV's most accurate general-purpose one.
 ESTIMATORS = {"magsac": cv2.USAC_MAGSAC, "usac": cv2.USAC_DEFAULT, "ransac": cv2.RANSAC}
-GEOMETRIES = ("homography", "fundamental")
+assert tuple(ESTIMATORS) == ESTIMATOR_NAMES
+__all__ = ["ESTIMATORS", "GEOMETRIES", "GeometricVerifier"]
 # The fewest matches each geometry can be fitted to.
 _MINIMUM = {"homography": 4, "fundamental": 8}
 
