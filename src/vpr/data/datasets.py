@@ -26,6 +26,15 @@ def _identity(image):
     return image
 
 
+def check_images_per_place(img_per_place: int, min_img_per_place: int) -> None:
+    """Refuses a K (images per place in a batch) that some kept place could not provide."""
+    if img_per_place > min_img_per_place:
+        raise ValueError(
+            f"--img_per_place ({img_per_place}) must not exceed --min_img_per_place "
+            f"({min_img_per_place}): a place could not provide that many distinct images"
+        )
+
+
 class TrainPlaces(Dataset):
     """Training set: one item is one place with ``img_per_place`` images sampled from it.
 
@@ -49,11 +58,7 @@ class TrainPlaces(Dataset):
         min_img_per_place: int = 4,
         reader: Reader = open_rgb,
     ) -> None:
-        if img_per_place > min_img_per_place:
-            raise ValueError(
-                f"--img_per_place ({img_per_place}) must not exceed --min_img_per_place "
-                f"({min_img_per_place}): a place could not provide that many distinct images"
-            )
+        check_images_per_place(img_per_place, min_img_per_place)
         self.root = Path(root)
         self.transform = transform or _identity
         self.reader = reader

@@ -19,7 +19,13 @@ import logging
 from collections import defaultdict
 from pathlib import Path
 
-from vpr.data.datasets import Reader, TrainPlaces, Transform, _identity
+from vpr.data.datasets import (
+    Reader,
+    TrainPlaces,
+    Transform,
+    _identity,
+    check_images_per_place,
+)
 from vpr.data.images import open_rgb
 
 logger = logging.getLogger(__name__)
@@ -106,11 +112,7 @@ class GSVCitiesPlaces(TrainPlaces):
         cities: list[str] | None = None,
         check_files: bool = True,
     ) -> None:
-        if img_per_place > min_img_per_place:
-            raise ValueError(
-                f"--img_per_place ({img_per_place}) must not exceed --min_img_per_place "
-                f"({min_img_per_place}): a place could not provide that many distinct images"
-            )
+        check_images_per_place(img_per_place, min_img_per_place)
         self.root = Path(root)
         if not is_gsv_cities_root(self.root):
             raise FileNotFoundError(f"{self.root}: expected a GSV-Cities folder with "

@@ -25,9 +25,14 @@ import io
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
-from vpr.serve.uploads import ACCEPTED_FORMATS, DEFAULT_MAX_PIXELS, UploadError
+from vpr.serve.uploads import (
+    ACCEPTED_FORMATS,
+    DEFAULT_MAX_PIXELS,
+    UploadError,
+    pillow_errors,
+)
 
 # Images are kept at least this many times the model's input size before the model's own
 # antialiased resize, so that the reduction changes the descriptor little.
@@ -82,16 +87,8 @@ class UploadDecoder:
         """
         if not data:
             raise UploadError(400, "empty upload: send a photo (JPEG, PNG, WebP...)")
-        with self._slots:
-            try:
-                return self._prepare(data)
-            except UnidentifiedImageError as error:
-                raise UploadError(415, "not an image: send a photo "
-                                       f"({', '.join(ACCEPTED_FORMATS)})") from error
-            except Image.DecompressionBombError as error:
-                raise UploadError(422, f"image too large to decode ({error})") from error
-            except (OSError, SyntaxError, ValueError, EOFError) as error:
-                raise UploadError(422, f"damaged or truncated image ({error})") from error
+        with self._slots, pillow_errors():
+            return self._prepare(data)
 
     def _prepare(self, data: bytes) -> tuple[bytes, str]:
         keep = self._keep_size()

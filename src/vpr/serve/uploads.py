@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from PIL import Image, UnidentifiedImageError
@@ -52,14 +54,20 @@ def check_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> str:
     """
     if not data:
         raise UploadError(400, "empty upload: send a photo (JPEG, PNG, WebP...)")
+    with pillow_errors(), Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS) as image:
+        width, height = image.size
+        if width * height > max_pixels:
+            raise UploadError(422, f"image of {width} x {height} pixels is too large "
+                                   f"(at most {max_pixels:,} pixels)")
+        image.load()
+        return str(image.format)
+
+
+@contextmanager
+def pillow_errors() -> Iterator[None]:
+    """Turns what Pillow raises on an upload into the HTTP answer for it (415 or 422)."""
     try:
-        with Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS) as image:
-            width, height = image.size
-            if width * height > max_pixels:
-                raise UploadError(422, f"image of {width} x {height} pixels is too large "
-                                       f"(at most {max_pixels:,} pixels)")
-            image.load()
-            return str(image.format)
+        yield
     except UnidentifiedImageError as error:
         raise UploadError(415, "not an image: send a photo "
                                f"({', '.join(ACCEPTED_FORMATS)})") from error
