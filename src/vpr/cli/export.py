@@ -6,6 +6,8 @@ import argparse
 import os
 from pathlib import Path
 
+from vpr.export.options import CALIBRATION_COUNT, CALIBRATIONS, DEFAULT_CALIBRATION
+
 FORMATS = ("onnx", "torchscript")
 SUFFIX_FORMATS = {".onnx": "onnx", ".pt": "torchscript", ".ts": "torchscript",
                   ".torchscript": "torchscript"}
@@ -38,10 +40,16 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--int8", action="store_true",
                         help="also write OUT's int8 version (ONNX only), e.g. model.int8.onnx")
     parser.add_argument("--calibration_images", type=Path, default=None,
-                        help="with --int8: folder of images like the deployment's (searched "
-                             "recursively; 64 used)")
-    parser.add_argument("--calibration_count", type=int, default=64,
-                        help="calibration images used at most (default: 64)")
+                        help="with --int8: folder of images like the deployment's, searched "
+                             "recursively (database and queries, every condition: day, "
+                             "night...); --calibration_count of them, spread over the folder")
+    parser.add_argument("--calibration_count", type=int, default=CALIBRATION_COUNT,
+                        help=f"calibration images used at most (default: {CALIBRATION_COUNT})")
+    parser.add_argument("--int8_calibration", choices=CALIBRATIONS, default=DEFAULT_CALIBRATION,
+                        help="with --int8: how activation ranges are set from the calibration "
+                             "images: minmax (extremes seen), percentile (99.999th), entropy "
+                             f"(KL divergence) (default: {DEFAULT_CALIBRATION}, the one that "
+                             "changed recall least in docs/BENCHMARKS.md)")
     parser.add_argument("--quantize_aggregator", action="store_true",
                         help="with --int8: quantize the aggregator too (default: backbone)")
     parser.add_argument("--test_path", type=Path, default=None,
@@ -97,8 +105,10 @@ def run(args: argparse.Namespace) -> int:
         model_source = source.from_checkpoint(args.ckpt_path, size)
     calibration = None
     if args.int8:  # read the calibration images first: an empty folder fails before work
-        calibration, _ = parity.load_images(args.calibration_images, model_source.image_size,
-                                            limit=args.calibration_count)
+        from vpr.export.quantize import calibration_images
+
+        calibration = calibration_images(args.calibration_images, model_source.image_size,
+                                         args.calibration_count)
 
     if fmt == "onnx":
         onnx_export.export_onnx(model_source, args.out, opset=args.opset)
@@ -133,15 +143,17 @@ def run(args: argparse.Namespace) -> int:
     int8_path = int8_path_of(args.out)
     quantize_int8(args.out, int8_path,
                   parity.normalise(calibration, model_source.mean, model_source.std),
+                  calibration=args.int8_calibration,
                   quantize_aggregator=args.quantize_aggregator)
     quantization = {"type": "int8-static", "format": "QDQ", "per_channel": True,
+                    "calibration": args.int8_calibration,
                     "calibration_images": len(calibration),
                     "calibration_folder": str(args.calibration_images.resolve()),
                     "aggregator_quantized": bool(args.quantize_aggregator),
                     "from": args.out.name}
     side = sidecar(int8_path, "onnx", quantization)
-    print(f"int8: {int8_path} ({_size_mb(int8_path)}, calibrated on {len(calibration)} images "
-          f"of {args.calibration_images}); sidecar {side}")
+    print(f"int8: {int8_path} ({_size_mb(int8_path)}, calibrated ({args.int8_calibration}) on "
+          f"{len(calibration)} images of {args.calibration_images}); sidecar {side}")
     int8_runner = parity.onnx_runner(int8_path)
     print(f"Parity of int8 with PyTorch eager on {where}: "
           f"{parity.compare(eager, parity.describe(int8_runner, inputs))}")

@@ -1,4 +1,5 @@
-"""The --runtime options of `vpr index build/add`, `vpr locate` and `vpr serve`.
+"""The --runtime options of `vpr index build/add`, `vpr locate` and `vpr serve`, and the
+int8 calibration names of `vpr export`.
 
 Kept free of heavy imports (torch, onnxruntime): every `vpr` command builds these parsers.
 """
@@ -10,6 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 RUNTIMES = ("auto", "torch", "onnx")
+# How `vpr export --int8` sets activation ranges (vpr.export.quantize); the default is the
+# one measured to change R@1 least (docs/BENCHMARKS.md, export).
+CALIBRATIONS = ("minmax", "entropy", "percentile")
+DEFAULT_CALIBRATION = "minmax"
+CALIBRATION_COUNT = 128
 
 
 @dataclass(frozen=True)
@@ -33,7 +39,7 @@ def add_runtime_options(parser: argparse.ArgumentParser) -> None:
         help="a .onnx file of `vpr export` made from the index's checkpoint (for index add, "
              "locate, serve: where the index's exported model is now, if it moved)")
     parser.add_argument("--onnx_threads", type=int, default=None,
-                        help="ONNX Runtime threads (default: every core)")
+                        help="ONNX Runtime threads (default: one per physical core)")
 
 
 def runtime_from_args(args: argparse.Namespace) -> RuntimeChoice:

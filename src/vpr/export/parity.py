@@ -108,14 +108,9 @@ def compare(reference: np.ndarray, candidate: np.ndarray, k: int = 5) -> Parity:
 def onnx_runner(path: str | Path, threads: int | None = None) -> Callable:
     """A function: float images -> descriptors, by ONNX Runtime on ``path`` (no sidecar
     needed, so that a file can be checked before its sidecar is written)."""
-    import onnxruntime
+    from vpr.export.session import cpu_session
 
-    from vpr.export.runtime import cpu_threads
-
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = int(threads or cpu_threads())
-    session = onnxruntime.InferenceSession(str(path), options,
-                                           providers=["CPUExecutionProvider"])
+    session = cpu_session(path, threads)
     name = session.get_inputs()[0].name
     return lambda images: session.run(None, {name: images.numpy()})[0]
 

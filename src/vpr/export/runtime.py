@@ -11,7 +11,6 @@ descriptors; a later command must describe photos the same way (`extractor_for_i
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -20,15 +19,8 @@ import torch
 from torch import nn
 
 from vpr.export.options import RuntimeChoice
+from vpr.export.session import cpu_session
 from vpr.export.sidecar import ExportError, file_sha256, read_sidecar
-
-
-def cpu_threads() -> int:
-    """The cores this process may run on (what ONNX Runtime should use)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
 
 
 class OnnxExtractor(nn.Module):
@@ -36,15 +28,13 @@ class OnnxExtractor(nn.Module):
 
     Args:
         path: a ``.onnx`` file written by `vpr export` (its sidecar beside it).
-        threads: intra-op threads (default: every core this process may use).
+        threads: intra-op threads (default: one per physical core this process may use).
 
     Raises:
         ExportError: no sidecar, or the file does not match it.
     """
 
     def __init__(self, path: str | Path, threads: int | None = None) -> None:
-        import onnxruntime
-
         from vpr.inputs.batch_augment import InputTransform
 
         super().__init__()
@@ -58,12 +48,7 @@ class OnnxExtractor(nn.Module):
         self.input_name = spec["name"]
         self.output_name = self.sidecar["output"]["name"]
         self.input_transform = InputTransform(mean=tuple(spec["mean"]), std=tuple(spec["std"]))
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = int(threads or cpu_threads())
-        options.inter_op_num_threads = 1
-        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self.session = onnxruntime.InferenceSession(str(self.path), options,
-                                                    providers=["CPUExecutionProvider"])
+        self.session = cpu_session(self.path, threads)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) normalised float images (any device) -> (B, D) float32 on the CPU."""
