@@ -1,8 +1,9 @@
 """CPU extraction speed and recall of one model: PyTorch eager (fp32, bf16) vs ONNX Runtime
 (fp32, int8), measured side by side in one run.
 
-Exports the checkpoint to ONNX, quantizes it to int8 (static, QDQ, calibrated on the
-database images of --calibration), then:
+Exports the checkpoint to ONNX, quantizes it to int8 (static, QDQ, per-channel weights,
+calibrated on --calibration_count images spread over --calibration, once per method of
+--int8_calibration), then:
 
 - images/s of a forward pass over a batch of --batch real images (already decoded and
   normalised: the model alone), in --rounds rounds that alternate the configurations; each
@@ -44,7 +45,9 @@ from vpr.export.recall import recall_of  # noqa: E402
 from vpr.export.session import default_threads  # noqa: E402
 from vpr.export.source import from_checkpoint  # noqa: E402
 
-INT8 = "ONNX Runtime int8 (static, QDQ)"
+
+def int8_name(method: str) -> str:
+    return f"ONNX Runtime int8 (static, QDQ, {method})"
 
 
 def eager_runner(model: torch.nn.Module, bf16: bool):
@@ -78,7 +81,8 @@ def main() -> None:
     parser.add_argument("--calibration", default="sf_xs/val",
                         help="folder under --data of the int8 calibration images")
     parser.add_argument("--calibration_count", type=int, default=128)
-    parser.add_argument("--int8_calibration", choices=CALIBRATIONS, default=DEFAULT_CALIBRATION)
+    parser.add_argument("--int8_calibration", choices=CALIBRATIONS, nargs="+",
+                        default=[DEFAULT_CALIBRATION], help="one int8 row per method")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch and ONNX Runtime threads (default: physical cores)")
     parser.add_argument("--image_size", type=int, nargs=2, default=None)
@@ -96,17 +100,20 @@ def main() -> None:
     torch.set_num_threads(threads)
     source = from_checkpoint(args.ckpt, tuple(args.image_size) if args.image_size else None)
     with tempfile.TemporaryDirectory() as folder:
-        fp32_path, int8_path = Path(folder) / "model.onnx", Path(folder) / "model.int8.onnx"
+        fp32_path = Path(folder) / "model.onnx"
         export_onnx(source, fp32_path)
         calibration = calibration_images(args.data / args.calibration, source.image_size,
                                          args.calibration_count)
-        quantize_int8(fp32_path, int8_path, normalise(calibration, source.mean, source.std),
-                      calibration=args.int8_calibration)
+        int8_paths = {method: quantize_int8(fp32_path, Path(folder) / f"model.{method}.onnx",
+                                            normalise(calibration, source.mean, source.std),
+                                            calibration=method)
+                      for method in args.int8_calibration}
         runs = {"PyTorch eager fp32": eager_runner(source.model, bf16=False)}
         if cpu_has_native_bf16():
             runs["PyTorch eager bf16 (autocast)"] = eager_runner(source.model, bf16=True)
         runs["ONNX Runtime fp32"] = onnx_runner(fp32_path, threads)
-        runs[INT8] = onnx_runner(int8_path, threads)
+        for method, path in int8_paths.items():
+            runs[int8_name(method)] = onnx_runner(path, threads)
 
         images, _ = load_images(args.data / args.tests[0] / "queries", source.image_size,
                                 limit=args.batch)
@@ -149,12 +156,15 @@ def main() -> None:
         f"{args.ckpt.name}: {source.identity.get('backbone')} + {source.identity.get('agg_arch')}"
         f", {source.descriptors_dim}-D, {height}x{width} input, batch {args.batch}, "
         f"{args.rounds} rounds of {args.seconds:g} s per configuration; int8 calibrated by "
-        f"{args.int8_calibration} on {len(calibration)} images of {args.calibration}; "
+        f"{', '.join(args.int8_calibration)} on {len(calibration)} images of "
+        f"{args.calibration}; "
         f"{machine}.", "",
         *lines, "",
         f"ONNX Runtime fp32 / eager fp32: {ratio('ONNX Runtime fp32', 'PyTorch eager fp32'):.2f}x;"
-        f" int8 / ONNX fp32: {ratio(INT8, 'ONNX Runtime fp32'):.2f}x (medians of the rounds' "
-        "ratios); per round: "
+        + "".join(f" int8 {method} / ONNX fp32: "
+                  f"{ratio(int8_name(method), 'ONNX Runtime fp32'):.2f}x;"
+                  for method in args.int8_calibration)
+        + " (medians of the rounds' ratios); per round: "
         + "; ".join(f"{name} {', '.join(f'{v:.1f}' for v in values)}"
                     for name, values in speeds.items())]) + "\n"
     print("\n" + table)

@@ -47,9 +47,9 @@ def add_parser(subparsers) -> None:
                         help=f"calibration images used at most (default: {CALIBRATION_COUNT})")
     parser.add_argument("--int8_calibration", choices=CALIBRATIONS, default=DEFAULT_CALIBRATION,
                         help="with --int8: how activation ranges are set from the calibration "
-                             "images: minmax (extremes seen), percentile (99.999th), entropy "
-                             f"(KL divergence) (default: {DEFAULT_CALIBRATION}, the one that "
-                             "changed recall least in docs/BENCHMARKS.md)")
+                             "images: minmax (the extremes seen) or percentile (clipped at the "
+                             f"99.999th percentile) (default: {DEFAULT_CALIBRATION}, the one "
+                             "that changed recall least in docs/BENCHMARKS.md)")
     parser.add_argument("--quantize_aggregator", action="store_true",
                         help="with --int8: quantize the aggregator too (default: backbone)")
     parser.add_argument("--test_path", type=Path, default=None,
