@@ -34,14 +34,19 @@ KEEP_FLOAT = ("/aggregator/",)
 class ImageCalibrationReader:
     """Feeds calibration batches to `quantize_static` (the CalibrationDataReader protocol).
 
+    Every batch has the same size, the largest divisor of N up to ``batch_size``: the
+    histogram calibrators (percentile) stack each tensor's outputs over batches and fail on
+    a shorter last batch.
+
     Args:
         images: (N, 3, H, W) normalised float images.
-        batch_size: images per calibration batch.
+        batch_size: images per calibration batch at most.
     """
 
     def __init__(self, images: torch.Tensor, batch_size: int = 8) -> None:
         self.images = images
-        self.batch_size = batch_size
+        self.batch_size = max(size for size in range(1, max(1, batch_size) + 1)
+                              if len(images) % size == 0) if len(images) else 1
         self._batches: Iterator[dict[str, np.ndarray]] = iter(())
         self.rewind()
 
