@@ -94,7 +94,7 @@ def main() -> None:
     parser.add_argument("--table", type=Path, default=None)
     args = parser.parse_args()
 
-    from vpr.training.pipeline import cpu_has_native_bf16
+    from vpr.hardware import cpu_has_native_bf16
 
     threads = args.threads or default_threads()
     torch.set_num_threads(threads)

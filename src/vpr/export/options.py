@@ -16,7 +16,7 @@ RUNTIMES = ("auto", "torch", "onnx")
 # is not offered: quantize_static builds its histogram with as many bins as it quantizes to
 # (128 and 128), so the only threshold it tries is the whole range, min/max's.
 CALIBRATIONS = ("minmax", "percentile")
-DEFAULT_CALIBRATION = "minmax"
+DEFAULT_CALIBRATION = "percentile"
 CALIBRATION_COUNT = 128
 
 
