@@ -16,6 +16,8 @@ is the one measured to change R@1 least on the synthetic SF-like and Tokyo-like 
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -142,12 +144,14 @@ def quantize_int8(fp32_path: str | Path, int8_path: str | Path, images: torch.Te
         # needs every tensor's shape, and folded BatchNorms quantize with the convolutions.
         quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=True)
         excluded = [] if quantize_aggregator else nodes_kept_float(prepared)
-        quantize_static(
-            str(prepared), str(temporary), ImageCalibrationReader(images),
-            quant_format=QuantFormat.QDQ, per_channel=per_channel,
-            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-            calibrate_method=methods[calibration], nodes_to_exclude=excluded,
-        )
+        # The histogram calibrators print their progress (tensor counts, bins) to stdout.
+        with contextlib.redirect_stdout(io.StringIO()):
+            quantize_static(
+                str(prepared), str(temporary), ImageCalibrationReader(images),
+                quant_format=QuantFormat.QDQ, per_channel=per_channel,
+                activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                calibrate_method=methods[calibration], nodes_to_exclude=excluded,
+            )
         os.replace(temporary, int8_path)
     finally:
         prepared.unlink(missing_ok=True)
