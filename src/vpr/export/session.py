@@ -14,7 +14,7 @@ open their sessions here, so what is measured is what runs. The options, and why
 - no spinning: between operators the pool's threads sleep instead of busy-waiting for the
   next one. Busy-waiting saves microseconds per operator on an idle machine, but where the
   cores are shared (other processes, the data loader, a web server's threads) the spinning
-  threads take the CPU from the ones with work: ONNX Runtime fp32 ran 1.25x faster without
+  threads take the CPU from the ones with work: ONNX Runtime fp32 ran 1.2x faster without
   it on the shared 2-core VM (docs/BENCHMARKS.md, export).
 
 The optimized graph is not cached to a file: at ``ORT_ENABLE_ALL`` it holds CPU-specific
