@@ -314,13 +314,13 @@ def _recover_if_free(index: Path) -> None:
 
 def _extract(module: Any, paths: Sequence[Path], meta: dict[str, Any], out_path: Path | None,
              batch_size: int, num_workers: int, device: str, precision: str | None,
-             progress: bool) -> np.ndarray:
+             progress: bool, into: np.ndarray | None = None) -> np.ndarray:
     from vpr.eval.extract import ImageFolderDataset, extract_descriptors
 
     dataset = ImageFolderDataset(paths, reader=_reader(meta, device))
     return extract_descriptors(module, dataset, out_path=out_path, batch_size=batch_size,
                                num_workers=num_workers, device=device, precision=precision,
-                               progress=progress)
+                               progress=progress, into=into)
 
 
 def resolve_device(device: str) -> str:
