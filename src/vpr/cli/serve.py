@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from vpr.cli.flags import add_device_options, device_of
+from vpr.cli.flags import add_device_options, device_of, precision_of
 from vpr.cli.published import (
     MOVED_WEIGHTS_HELP,
     add_published_model_options,
@@ -41,7 +41,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--ckpt_path", default=None,
                         help="the index's checkpoint, if it moved (checked by sha256)")
     add_published_model_options(parser, weights_help=MOVED_WEIGHTS_HELP)
-    add_device_options(parser, precision=False)
+    add_device_options(parser)
     parser.add_argument("--nprobe", type=int, default=None,
                         help="ivf/ivfpq indexes: lists visited per query (default: as built)")
     parser.add_argument("--log_level", default="info",
@@ -101,7 +101,8 @@ def run(args: argparse.Namespace) -> int:
     moved = model_file_of_index(LocationIndex.load(args.index), args)
     options = dict(index_path=args.index, ckpt_path=moved, top_k=args.top_k,
                    radius_m=args.radius, max_upload_mb=args.max_upload_mb,
-                   device=device_of(args), nprobe=args.nprobe, max_decodes=args.max_decodes,
+                   device=device_of(args), precision=precision_of(args),
+                   nprobe=args.nprobe, max_decodes=args.max_decodes,
                    max_pixels=args.max_pixels, read_timeout=args.read_timeout,
                    max_batch_files=args.max_batch_files, max_batch_mb=args.max_batch_mb,
                    rerank=rerank_settings(args), runtime=runtime_from_args(args), **batching)

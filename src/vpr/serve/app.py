@@ -161,6 +161,7 @@ def create_app(
     batch_window_ms: float = 0.0,
     rerank: dict[str, Any] | None = None,
     runtime: Any = None,
+    precision: str | None = "auto",
 ) -> FastAPI:
     """Loads the index and its model once and returns the service's app.
 
@@ -183,6 +184,8 @@ def create_app(
         batch_window_ms: how long a request waits for others to share its forward pass.
         rerank: re-ranking settings (`vpr.rerank.options.rerank_settings`), or None.
         runtime: a `vpr.export.runtime.RuntimeChoice` (torch, or the index's ONNX model).
+        precision: Lightning's name of the descriptors' precision (``auto``: bf16 where the
+            hardware computes it natively), as every command's ``--precision``.
 
     Raises:
         LocationIndexError: the index or its checkpoint cannot be used.
@@ -202,7 +205,7 @@ def create_app(
         raise ValueError(f"read_timeout must be positive, got {read_timeout}")
     locator = Locator(index_path, ckpt_path=ckpt_path, radius_m=radius_m, device=device,
                       nprobe=nprobe, max_batch=max_batch, batch_window_ms=batch_window_ms,
-                      rerank=rerank, runtime=runtime)
+                      rerank=rerank, runtime=runtime, precision=precision)
     model_size = locator.index.meta["model"].get("image_size")
     decoder = UploadDecoder(tuple(model_size) if model_size else None, max_pixels=max_pixels,
                             max_decodes=max_decodes)

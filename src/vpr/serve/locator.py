@@ -55,6 +55,8 @@ class Locator:
         ckpt_path: where the index's checkpoint is now, if it moved (checked by sha256).
         radius_m: matches within this distance form a cluster.
         device: ``cpu``, ``cuda``... or ``auto``.
+        precision: Lightning's name (``auto``, ``32-true``, ``16-mixed``, ``bf16-mixed``), as
+            every command's ``--precision`` (`vpr.hardware.autocast`).
         nprobe: lists visited per query, for ivf/ivfpq indexes (default: as built).
         max_batch: the most requests described in one forward pass (1: one at a time).
         batch_window_ms: how long a request waits for others to share its forward pass.
@@ -66,9 +68,10 @@ class Locator:
                  radius_m: float = DEFAULT_RADIUS_M, device: str = "auto",
                  nprobe: int | None = None, max_batch: int = 1,
                  batch_window_ms: float = 0.0, rerank: dict[str, Any] | None = None,
-                 runtime: Any = None) -> None:
+                 runtime: Any = None, precision: str | None = "auto") -> None:
         self.index = LocationIndex.load(index_path, nprobe=nprobe)
         self.device = resolve_device(device)
+        self.precision = precision
         self.radius_m = radius_m
         logger.info("Loading the model of %s", self.index)
         self.model = self.index.load_model(ckpt_path, runtime=runtime)
@@ -110,7 +113,7 @@ class Locator:
         descriptors = extract_descriptors(
             self.model, ImageFolderDataset(paths, reader=self.index.reader(self.device)),
             batch_size=len(paths) if self._batchable else 1, device=self.device,
-            precision="auto", progress=False)
+            precision=self.precision, progress=False)
         # Searched together where they ask the same: one search call per (top_k, prior).
         groups: dict[tuple[int, GeoPrior | None], list[int]] = {}
         for row, number in enumerate(wanted):
@@ -143,6 +146,7 @@ class Locator:
                 with self._lock:
                     results = locate(name, self.index, top_k=top_k, radius_m=self.radius_m,
                                      device=self.device, model=self.model, batch_size=1,
+                                     precision=self.precision,
                                      prior=prior, reranker=self.reranker)
         finally:
             Path(name).unlink(missing_ok=True)
