@@ -72,7 +72,7 @@ def test_trainer_and_extract_descriptors_give_identical_descriptors(
     in_trainer = _trainer_descriptors(module, dataset, stage, precision, monkeypatch)
     extracted = extract_descriptors(module, dataset, batch_size=4, device="cpu",
                                     precision=precision, progress=False)
-    assert in_trainer.shape == (len(dataset), 16)
+    assert in_trainer.shape == (len(dataset), module.model.descriptors_dim)
     assert in_trainer.dtype == extracted.dtype == np.float32
     np.testing.assert_array_equal(in_trainer, extracted)
     # And both are the model on normalised images, computed here by hand (fp32 case).
@@ -112,7 +112,7 @@ def test_sink_places_rows_by_index_and_renames_when_complete(tmp_path):
     assert not out.exists()  # only a temporary file until finished
     assert len(list(out.parent.iterdir())) == 1
     rows = sink.finish()
-    np.testing.assert_array_equal(rows, [[0.5, 5.0], [0, 0], [1, 10], [3, 30]])
+    np.testing.assert_array_equal(rows, [[0.5, 5.0], [1, 10], [0, 0], [3, 30]])
     assert [path.name for path in out.parent.iterdir()] == ["descriptors.npy"]
     np.testing.assert_array_equal(np.load(out), rows)
 
@@ -198,3 +198,44 @@ def test_export_has_no_precision_flag():
     # An exported graph is float32 (int8 has its own flag): no second meaning of precision.
     parser = _subparser(build_parser(), ("export",))
     assert not any("--precision" in action.option_strings for action in parser._actions)
+
+
+def test_export_recall_uses_the_one_extraction_and_evaluation(tiny_retrieval):
+    from vpr.eval.metrics import recall_at_n
+    from vpr.eval.search import search
+    from vpr.export.parity import normalise
+    from vpr.export.recall import recall_of
+
+    model = _module().model.eval()
+    mean, std = (0.3, 0.4, 0.5), (0.2, 0.25, 0.3)
+
+    def run(images: torch.Tensor) -> np.ndarray:
+        with torch.inference_mode():
+            return model(images).numpy()
+
+    recalls = recall_of(run, tiny_retrieval, SIZE, mean, std, n_values=(1, 5), batch_size=4)
+    # By hand: every image read, normalised and described at once, searched exactly.
+    dataset = RetrievalSet(tiny_retrieval, None)
+    dataset.reader = UInt8Reader(SIZE)
+    images = torch.stack([dataset[item][0] for item in range(len(dataset))])
+    descriptors = run(normalise(images, mean, std))
+    _, predictions = search(descriptors[:dataset.database_num],
+                            descriptors[dataset.database_num:], 5)
+    assert recalls == pytest.approx(recall_at_n(predictions, dataset.positives_per_query,
+                                                (1, 5)))
+    # q2 has no positive: at most 2 of 3 queries are right.
+    assert recalls[5] <= 200 / 3 + 1e-9
+
+
+@pytest.mark.parametrize("name", ["16-true", "bf16-true", "64-true", "64"])
+def test_extraction_refuses_precisions_that_convert_the_weights(name):
+    # `vpr test --precision 16-true` runs a half model; extraction must not run fp32 instead.
+    from vpr.hardware import autocast
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecatedSpelling)
+        with pytest.raises(ValueError, match="vpr train and vpr test"):
+            autocast("cpu", name)
+    for name_ok in ("32-true", None, "auto"):
+        with autocast("cpu", name_ok):
+            pass
