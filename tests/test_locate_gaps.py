@@ -127,6 +127,17 @@ def test_pairs_are_the_best_fitting_inliers_and_capped(shifted):
     assert keypoint_pairs(verification.pairs, None, (WIDTH, HEIGHT)) is None
 
 
+def test_fundamental_geometry_gives_its_inlier_pairs_too(shifted):
+    method = build_method("sift")
+    photo, same = method.extract([shifted["photo"], shifted["same"]])
+    verifier = GeometricVerifier(geometry="fundamental")
+    verification = verifier.verify(photo, same, method.match(photo, same))
+    assert verification.inliers >= 10 and len(verification.pairs) == verification.inliers
+    assert verifier.verify(photo, same, method.match(photo, same), pairs=False).pairs.size == 0
+    shift = verification.pairs[:, 2:] - verification.pairs[:, :2] / 2
+    assert np.median(shift, axis=0) == pytest.approx(SHIFT, abs=1.0)
+
+
 def post(client: httpx.Client, route: str, paths: list[Path], **fields: str) -> httpx.Response:
     files = [("file", (path.name, path.read_bytes(), "image/png")) for path in paths]
     return client.post(route, files=files, data=fields)

@@ -110,11 +110,13 @@ class Reranker:
 
     def inliers(self, query: LocalFeatures, candidate: LocalFeatures) -> int:
         """Verified inliers between two images' features."""
-        return self.verify(query, candidate).inliers
+        return self.verify(query, candidate, pairs=False).inliers
 
-    def verify(self, query: LocalFeatures, candidate: LocalFeatures) -> Verification:
-        """Verified inliers between two images' features, and their correspondences."""
-        return self.verifier.verify(query, candidate, self.method.match(query, candidate))
+    def verify(self, query: LocalFeatures, candidate: LocalFeatures,
+               pairs: bool = True) -> Verification:
+        """Verified inliers between two images' features (and their correspondences)."""
+        return self.verifier.verify(query, candidate, self.method.match(query, candidate),
+                                    pairs=pairs)
 
     def _verify_all(self, queries: list[LocalFeatures], candidates: np.ndarray,
                     database: Sequence[LocalFeatures], verified: int, pairs: int
@@ -127,7 +129,7 @@ class Reranker:
             for column in range(verified):
                 item = int(candidates[row, column])
                 if item >= 0:
-                    verification = self.verify(query, database[item])
+                    verification = self.verify(query, database[item], pairs=pairs > 0)
                     inliers[row, column] = verification.inliers
                     if pairs:
                         kept[row][column] = verification.pairs[:pairs]

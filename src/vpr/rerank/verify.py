@@ -50,11 +50,15 @@ class GeometricVerifier:
     def inliers(self, query: LocalFeatures, candidate: LocalFeatures,
                 matches: np.ndarray) -> int:
         """The number of ``matches`` (m, 2 index pairs) consistent with the fitted geometry."""
-        return self.verify(query, candidate, matches).inliers
+        return self.verify(query, candidate, matches, pairs=False).inliers
 
-    def verify(self, query: LocalFeatures, candidate: LocalFeatures,
-               matches: np.ndarray) -> Verification:
-        """Fits the geometry to ``matches`` (m, 2 index pairs) and returns its inliers."""
+    def verify(self, query: LocalFeatures, candidate: LocalFeatures, matches: np.ndarray,
+               pairs: bool = True) -> Verification:
+        """Fits the geometry to ``matches`` (m, 2 index pairs) and returns its inliers.
+
+        ``pairs``: also their correspondences, best-fitting first (False: the count only,
+        as an evaluation needs, skipping the residuals).
+        """
         matches = np.asarray(matches, np.int64).reshape(-1, 2)
         if len(matches) < _MINIMUM[self.geometry]:
             return Verification.none()
@@ -78,7 +82,7 @@ class GeometricVerifier:
         if mask is None:
             return Verification.none()
         keep = mask.reshape(-1).astype(bool)
-        if fitted is None or fitted.size < 9:  # no model, no residuals: the count alone
+        if not pairs or fitted is None or fitted.size < 9:  # the count alone
             return Verification(int(keep.sum()), np.zeros((0, 4), np.float32))
         source, target = source[keep], target[keep]
         errors = _residuals(self.geometry, fitted[:3].astype(np.float64), source, target)
