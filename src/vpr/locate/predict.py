@@ -21,7 +21,8 @@ as similar as the best one inside, and is lower still when the matches scatter. 
 With re-ranking (``locate(..., reranker=...)``), verified inliers join the similarities:
 a match's weight is also multiplied by ``exp((inliers_i - most inliers) / INLIER_TEMPERATURE)``
 and the margin is the larger of the similarity margin and ``(most inliers in the cluster -
-most outside) / INLIER_MARGIN_SCALE`` (clipped to [0, 1]); see `predict_location`.
+most outside) / INLIER_MARGIN_SCALE`` (clipped to [0, 1]); see `predict_location`. Each
+re-ranked match also keeps its best verified correspondences (`vpr.locate.evidence`).
 With ``min_confidence``, a prediction below it becomes unknown: no location, and a reason.
 """
 
