@@ -173,6 +173,9 @@ def beyond_child(folder: str, queries_file: str, exact_file: str) -> None:
 def beyond(args: argparse.Namespace) -> str:
     """The beyond-a-million protocol (see the module docstring); returns the report."""
     folder = Path(tempfile.mkdtemp(dir=args.workdir, prefix="vpr-beyond-"))
+    if args.keep:
+        print(f"Keeping the descriptors and index in {folder} (search again with "
+              f"--search_again {folder})", flush=True)
     try:
         path = folder / "descriptors.npy"
         start = time.perf_counter()
@@ -202,15 +205,42 @@ def beyond(args: argparse.Namespace) -> str:
             [sys.executable, __file__, "--beyond_child", str(folder)],
             check=True, capture_output=True, text=True).stdout
         figures = json.loads(output.strip().splitlines()[-1])
+        (folder / "build.json").write_text(json.dumps(
+            {"rows": args.beyond, "dim": args.dim, "dtype": args.dtype, "queries": args.queries,
+             "file_mib": file_mib, "exact_seconds": exact_seconds, "nlist": nlist,
+             "build_seconds": build_seconds, "build_peak": build_peak,
+             "index_mib": index_mib}))
     finally:
-        import shutil
+        if not args.keep:
+            import shutil
 
-        shutil.rmtree(folder, ignore_errors=True)
-    lines = [f"{args.beyond:,} synthetic clustered {args.dim}-D unit descriptors stored as "
-             f"{args.dtype} ({file_mib:,.0f} MiB memmap), {args.queries:,} queries, k=10; "
+            shutil.rmtree(folder, ignore_errors=True)
+    return beyond_report(figures, args.beyond, args.dim, args.dtype, file_mib, args.queries,
+                         exact_seconds, nlist, build_seconds, build_peak, index_mib)
+
+
+def search_again(folder: Path) -> str:
+    """Repeats the search step of a kept --beyond run (a quiet moment, other settings)."""
+    built = json.loads((folder / "build.json").read_text())
+    output = subprocess.run(
+        [sys.executable, __file__, "--beyond_child", str(folder)],
+        check=True, capture_output=True, text=True).stdout
+    figures = json.loads(output.strip().splitlines()[-1])
+    return beyond_report(figures, built["rows"], built["dim"], built["dtype"],
+                         built["file_mib"], built["queries"], built["exact_seconds"],
+                         built["nlist"], built["build_seconds"], built["build_peak"],
+                         built["index_mib"])
+
+
+def beyond_report(figures: dict, rows: int, dim: int, dtype: str, file_mib: float,
+                  queries: int, exact_seconds: float, nlist: int, build_seconds: float,
+                  build_peak: float, index_mib: float) -> str:
+    """The Markdown report of a --beyond run."""
+    lines = [f"{rows:,} synthetic clustered {dim}-D unit descriptors stored as "
+             f"{dtype} ({file_mib:,.0f} MiB memmap), {queries:,} queries, k=10; "
              f"{_machine()}.", "",
              f"- exact search (chunked brute force over the memmap, the reference): "
-             f"{len(queries) / exact_seconds:.1f} queries/s",
+             f"{queries / exact_seconds:.1f} queries/s",
              f"- ivfpq nlist={nlist} m=32, HNSW coarse quantizer: built in {build_seconds:.0f} s "
              f"(peak RSS of this process so far {build_peak:,.0f} MiB), index file "
              f"{index_mib:,.0f} MiB",
@@ -220,7 +250,7 @@ def beyond(args: argparse.Namespace) -> str:
     for row in figures["rows"]:
         lines.append(f"| nprobe={row['nprobe']}, re-rank top 100 | {row['r1']:.1f} | "
                      f"{row['r10']:.1f} | {row['qps']:,.0f} | "
-                     f"{row['qps'] * exact_seconds / len(queries):,.0f} |")
+                     f"{row['qps'] * exact_seconds / queries:,.0f} |")
     return "\n".join(lines) + "\n"
 
 
@@ -254,6 +284,10 @@ def main() -> None:
                         help="storage of the --beyond descriptor file (default: float32)")
     parser.add_argument("--nlist", type=int, default=None,
                         help="--beyond: inverted lists (default: 4 sqrt(N), rounded to 1024s)")
+    parser.add_argument("--keep", action="store_true",
+                        help="--beyond: keep the descriptor file and index (for --search_again)")
+    parser.add_argument("--search_again", type=Path, default=None, metavar="FOLDER",
+                        help="repeat only the search step of a --beyond --keep run")
     parser.add_argument("--beyond_child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.rss_child:
@@ -263,8 +297,8 @@ def main() -> None:
         folder = Path(args.beyond_child)
         beyond_child(str(folder), str(folder / "queries.npy"), str(folder / "exact.npy"))
         return
-    if args.beyond:
-        table = beyond(args)
+    if args.beyond or args.search_again:
+        table = search_again(args.search_again) if args.search_again else beyond(args)
         print("\n" + table)
         if args.table:
             args.table.write_text(table)
