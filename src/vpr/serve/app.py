@@ -295,7 +295,7 @@ def create_app(
             prior = None if near is None else GeoPrior(*parse_near(near),
                                                        check_radius(fix_error))
         except GeoPriorError as error:
-            raise HTTPException(422, str(error).replace("--near", "near")) from None
+            raise HTTPException(422, str(error)) from None
         name = _photo_name(file.filename)
         data = await file.read(max_upload_bytes + 1)
         if len(data) > max_upload_bytes:
@@ -306,8 +306,7 @@ def create_app(
         try:
             results = await run_in_threadpool(locator.locate, data, name, count, prior)
         except GeoPriorError as error:
-            raise HTTPException(422, str(error).replace("--near_radius", "near_radius")
-                                .replace("--near", "near")) from None
+            raise HTTPException(422, str(error)) from None
         # Returned as is, not re-validated by response_model: the `to_dict()` of the CLI.
         return JSONResponse(results)
 
