@@ -304,7 +304,7 @@ def test_serve_batches_with_the_onnx_runtime(world, tmp_path):
         locator.close()
     with pytest.raises(ExportError, match="runtime 'onnx'"):
         Locator(tmp_path / "index", device="cpu", runtime=RuntimeChoice(name="torch"))
-    with pytest.raises(ValueError, match="sift or orb"):
+    with pytest.raises(ValueError, match="'sift' or 'orb' method"):
         Locator(tmp_path / "index", device="cpu", runtime=onnx_choice,
                 rerank={"top_k": 2, "method": "backbone"})
 
