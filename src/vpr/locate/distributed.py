@@ -127,7 +127,7 @@ def build_on_devices(
         return LocationIndex.build(out, ckpt_path, database, **options)
     # Checked on every rank before any waits for another: an error stops all of them.
     if storage.is_index(Path(out)) and not overwrite:
-        raise LocationIndexError(f"{out} already exists; pass overwrite to replace it")
+        raise LocationIndexError(f"{out} already exists; set overwrite to replace it")
     from lightning.fabric import Fabric
 
     fabric = Fabric(accelerator=_accelerator(device), devices=devices, num_nodes=num_nodes,

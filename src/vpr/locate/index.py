@@ -557,7 +557,7 @@ class LocationIndex:
             )
         # Fail before the long extraction, not after it.
         if storage.is_index(out) and not overwrite:
-            raise LocationIndexError(f"{out} already exists; pass overwrite to replace it")
+            raise LocationIndexError(f"{out} already exists; set overwrite to replace it")
         if (ckpt_path is None) == (model is None):
             raise LocationIndexError("give a checkpoint (ckpt_path) or a published model "
                                      "(model), not both")
@@ -582,7 +582,7 @@ class LocationIndex:
                 # Checked again: another writer may have built it while this one waited.
                 if storage.is_index(out) and not overwrite:
                     raise LocationIndexError(
-                        f"{out} already exists; pass overwrite to replace it")
+                        f"{out} already exists; set overwrite to replace it")
                 cls._build_locked(out, Path(ckpt_path) if ckpt_path else None, database,
                                   index_type, describe, index_options, published,
                                   runtime=runtime, device=resolve_device(device))
