@@ -64,7 +64,7 @@ def test_test_set_without_database(capsys, tiny_train, tiny_retrieval, tmp_path)
 def test_img_per_place_above_min(capsys, tiny_train, tiny_retrieval, tmp_path):
     code, error = _train(capsys, tiny_train, tiny_retrieval, "--img_per_place", "5",
                          log_dir=tmp_path)
-    assert code == 2 and "--img_per_place (5)" in error and "--min_img_per_place" in error
+    assert code == 2 and "img_per_place (5)" in error and "min_img_per_place" in error
 
 
 def _test(capsys, checkpoint: Path, test_set: Path) -> tuple[int, str]:

@@ -35,7 +35,7 @@ def test_p_by_k_batches(tiny_train):
 
 
 def test_img_per_place_above_min_is_refused(tiny_train):
-    with pytest.raises(ValueError, match="--img_per_place"):
+    with pytest.raises(ValueError, match="^img_per_place"):
         TrainPlaces(tiny_train, train_transform(), img_per_place=5, min_img_per_place=4)
 
 

@@ -177,7 +177,7 @@ def test_runtimes_are_not_mixed(world, tmp_path):
     onnx_choice = RuntimeChoice(name="onnx", onnx_model=world["onnx"])
     index = LocationIndex.build(tmp_path / "onnx", world["ckpt"], tmp_path / "database",
                                 device="cpu", runtime=onnx_choice)
-    with pytest.raises(ExportError, match="--runtime onnx.*--runtime torch"):
+    with pytest.raises(ExportError, match="runtime 'onnx'.*runtime 'torch'"):
         index.load_model(runtime=RuntimeChoice(name="torch"))
     with pytest.raises(ExportError, match="not the exported model"):
         index.load_model(runtime=RuntimeChoice(onnx_model=world["int8"]))
@@ -233,7 +233,7 @@ def test_published_model_exports_with_parity(tmp_path, capsys):
     argv = ["export", "--model", "cosplace:resnet18-512", "--weights", str(weights),
             "--out", str(out)]
     # CosPlace reads images at their own size; a graph needs one.
-    assert "--image_size" in _one_line_error(argv, capsys)
+    assert "image_size (H, W)" in _one_line_error(argv, capsys)
     assert vpr_main([*argv, "--image_size", "48", "64"]) == 0
     assert "Parity with PyTorch eager" in capsys.readouterr().out
 
@@ -302,9 +302,9 @@ def test_serve_batches_with_the_onnx_runtime(world, tmp_path):
         assert locator.batcher.batch_sizes == [1]
     finally:
         locator.close()
-    with pytest.raises(ExportError, match="--runtime onnx"):
+    with pytest.raises(ExportError, match="runtime 'onnx'"):
         Locator(tmp_path / "index", device="cpu", runtime=RuntimeChoice(name="torch"))
-    with pytest.raises(ValueError, match="sift or orb"):
+    with pytest.raises(ValueError, match="'sift' or 'orb' method"):
         Locator(tmp_path / "index", device="cpu", runtime=onnx_choice,
                 rerank={"top_k": 2, "method": "backbone"})
 

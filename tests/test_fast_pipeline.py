@@ -83,7 +83,7 @@ def test_cache_reads_each_image_once_and_is_shared_by_workers(tiny_train):
 
 
 def test_cache_refuses_what_does_not_fit(tiny_train):
-    with pytest.raises(MemoryError, match="--cache_images"):
+    with pytest.raises(MemoryError, match="^cache_images needs"):
         CachedReader(list_images(tiny_train), _count_calls, (64, 64), max_bytes=1000)
 
 

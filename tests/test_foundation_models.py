@@ -343,7 +343,7 @@ def test_dinov2_file_in_either_layout_loads_and_wrong_files_are_named(tmp_path: 
     torch.save(torchvision.models.resnet18().state_dict(), resnet_file)
     with pytest.raises(ValueError, match="unknown keys.*bn1"):
         build_backbone("dinov2_vits14", pretrained=resnet_file)
-    with pytest.raises(ValueError, match="--pretrained none"):
+    with pytest.raises(ValueError, match="pretrained='none'"):
         build_backbone("dinov2_vits14", pretrained="imagenet")
 
 

@@ -75,7 +75,7 @@ def test_detection_and_errors(gsv_cities: Path, tmp_path: Path):
     assert train_places_type(gsv_cities) is GSVCitiesPlaces
     assert train_places_type(tmp_path / "elsewhere") is TrainPlaces
     assert train_places_type(tmp_path, "gsv_cities") is GSVCitiesPlaces
-    with pytest.raises(ValueError, match="--train_format"):
+    with pytest.raises(ValueError, match="^train_format"):
         train_places_type(gsv_cities, "gsv")
     next((gsv_cities / "Images" / "Osaka").iterdir()).unlink()
     with pytest.raises(FileNotFoundError, match=r"not found \(1 missing\)"):

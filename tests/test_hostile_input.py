@@ -75,7 +75,7 @@ def test_evaluation_stops_before_work_and_names_the_file(tiny_retrieval, kind):
     before = bad.read_bytes()
     with pytest.raises(BadImageError) as info:
         RetrievalSet(tiny_retrieval, eval_transform())
-    assert bad.name in str(info.value) and "--skip_bad_images" in str(info.value)
+    assert bad.name in str(info.value) and "skip_bad_images" in str(info.value)
     assert bad.read_bytes() == before  # nothing of the user's is touched
     skipping = RetrievalSet(tiny_retrieval, eval_transform(), skip_bad_images=True)
     assert skipping.queries_num == 3 and list(skipping.bad_images) == [bad]

@@ -176,7 +176,7 @@ def test_serve_min_confidence_turns_a_low_confidence_answer_into_unknown(unsure_
     assert unknown["utm_east"] is None
     assert unknown["confidence"] < 1.0
     assert unknown["reason"] == (f"confidence {unknown['confidence']:.2f} is below "
-                                 "--min_confidence 1")
+                                 "min_confidence 1")
     assert len(unknown["matches"]) == 5  # the evidence stays
     # What `vpr locate --min_confidence 1` says of the same photo.
     expected = locate(photo, served_world["index"], top_k=5, device="cpu",

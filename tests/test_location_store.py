@@ -283,7 +283,7 @@ def test_search_restricted_to_ids_is_exact_over_the_subset(tmp_path):
 def test_parse_near():
     assert parse_near("48.85, 2.35") == (48.85, 2.35)
     for bad in ("48.85", "north,2", "91,0", "0,181", "nan,0"):
-        with pytest.raises(GeoPriorError, match="--near"):
+        with pytest.raises(GeoPriorError, match="^near "):
             parse_near(bad)
 
 
@@ -297,7 +297,7 @@ def test_vpr_locate_near_says_when_no_image_is_near(tmp_path, capsys):
                  "--near_radius", "200"])
     error = capsys.readouterr().err
     assert code == 2
-    assert error.startswith("vpr: error: --near: no image of index") and "200 m of 10.000000" \
+    assert error.startswith("vpr: error: near: no image of index") and "200 m of 10.000000" \
         in error and "Traceback" not in error
     assert main(["locate", str(photo), "--index", str(folder), "--near", "10"]) == 2
     assert "expected LAT,LON" in capsys.readouterr().err

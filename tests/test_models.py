@@ -222,11 +222,11 @@ def test_imagenet_download_failure_explains_how_to_proceed(
         raise urllib.error.URLError("no network")
 
     monkeypatch.setattr(torchvision.models.WeightsEnum, "get_state_dict", offline)
-    with pytest.raises(RuntimeError, match="--pretrained none") as error:
+    with pytest.raises(RuntimeError, match="pretrained='none'") as error:
         build_backbone("resnet18", pretrained="imagenet")
     message = str(error.value)
     assert str(Path(torch.hub.get_dir()) / "checkpoints" / "resnet18-") in message
-    assert "--pretrained /path/to/weights.pth" in message
+    assert "pretrained='/path/to/weights.pth'" in message
 
 
 def test_vpr_model_chains_backbone_and_aggregator() -> None:

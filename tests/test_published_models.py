@@ -290,7 +290,7 @@ def test_load_published_from_a_file(tmp_path: Path):
 
 def test_model_without_hub_source_needs_weights():
     with pytest.raises(PublishedWeightsError,
-                       match="needs its weights: --weights .*github.com/gmberton"):
+                       match="needs its weights: give weights .*github.com/gmberton"):
         load_published("cosplace:resnet18-64")
 
 
@@ -512,7 +512,7 @@ def test_index_locate_with_a_published_model(tiny_retrieval, tmp_path, capsys):
     # Moved weights are found again with --weights.
     moved = weights.rename(tmp_path / "moved.pth")
     code = vpr_main(["locate", str(photo), "--index", str(tmp_path / "idx"), "--device", "cpu"])
-    assert code == 2 and "pass --weights" in capsys.readouterr().err
+    assert code == 2 and "pass weights" in capsys.readouterr().err
     code = vpr_main(["locate", str(photo), "--index", str(tmp_path / "idx"), "--weights",
                      str(moved), "--device", "cpu", "--json", "--top_k", "1"])
     assert code == 0

@@ -75,7 +75,7 @@ def test_lock_is_exclusive_names_its_holder_and_dies_with_it(tmp_path):
         assert holder.stdout.readline().strip() == "held"
         assert lock_holder(path) == holder.pid
         started = time.monotonic()
-        with pytest.raises(LockTimeoutError, match=f"pid {holder.pid}.*--lock_timeout"):
+        with pytest.raises(LockTimeoutError, match=f"pid {holder.pid}.*lock_timeout"):
             FileLock(path, timeout=0.3, what="index X").acquire()
         assert 0.3 <= time.monotonic() - started < 5
     finally:

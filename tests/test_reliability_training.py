@@ -350,7 +350,7 @@ def test_an_unreadable_pretrained_file_says_what_it_is(kind, expected, tiny_trai
     args[args.index("--pretrained") + 1] = str(weights)
     assert vpr_main(args) == 2
     error = _one_line_error(capsys)
-    assert f"--pretrained {weights}" in error and expected in error
+    assert f"pretrained={weights}" in error and expected in error
 
 
 def test_a_text_file_as_a_checkpoint_is_not_a_checkpoint(tiny_retrieval, tmp_path, capsys):
@@ -381,4 +381,4 @@ def test_imagenet_weights_out_of_reach_is_one_message_through_main_py(tiny_train
     assert "Traceback" not in done.stderr
     errors = [line for line in done.stderr.splitlines() if line.startswith("vpr: ")]
     assert len(errors) == 1 and "ImageNet weights" in errors[0], done.stderr
-    assert "--pretrained none" in errors[0] and "--pretrained /path/to/weights.pth" in errors[0]
+    assert "pretrained='none'" in errors[0] and "pretrained='/path/to/weights.pth'" in errors[0]

@@ -218,7 +218,7 @@ def test_locate_min_confidence_gives_unknown(tiny_index, capsys):
     refused = locate(photo, index, top_k=5, device="cpu", model=model, min_confidence=1.0)[0]
     payload = refused.to_dict()
     assert payload["location"] is None and payload["latitude"] is None
-    assert "below --min_confidence 1" in payload["reason"]
+    assert "below min_confidence 1" in payload["reason"]
     assert len(payload["matches"]) == 5  # the evidence stays
     assert run_cli("locate", ["locate", str(photo), "--index", str(tiny_index / "index"),
                               "--device", "cpu", "--min_confidence", "1"]) == 0

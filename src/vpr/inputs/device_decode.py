@@ -110,8 +110,8 @@ class EncodedBatch:
             except (OSError, UnidentifiedImageError, ValueError) as error:
                 raise BadImageError(
                     f"{self.paths[index]}: cannot decode JPEG ({device_error}; Pillow: {error}). "
-                    "Find such files with `vpr data check`, or decode in the workers with "
-                    "--decode worker"
+                    "Find such files with `vpr data check`, or decode in the workers "
+                    "(decode='worker')"
                 ) from error
 
     def _resize_and_stack(self, images: list[torch.Tensor]) -> torch.Tensor:
@@ -120,7 +120,7 @@ class EncodedBatch:
             if len(shapes) > 1:
                 raise ValueError(
                     f"images of different sizes in one batch ({sorted(shapes)[:3]}...), e.g. "
-                    f"{self.paths[0]}; pass --image_size to resize them to one size")
+                    f"{self.paths[0]}; set image_size to resize them to one size")
             return torch.stack(images)
         size = list(self.image_size)
         out = torch.empty((len(images), 3, *size), dtype=torch.uint8, device=images[0].device)

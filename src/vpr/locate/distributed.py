@@ -113,7 +113,7 @@ def build_on_devices(
         The index on rank 0; None on the other ranks.
     """
     if devices < 1 or num_nodes < 1:
-        raise ValueError(f"--devices and --num_nodes must be >= 1, got {devices} and "
+        raise ValueError(f"devices and num_nodes must be >= 1, got {devices} and "
                          f"{num_nodes}")
     options = dict(index_type=index_type, batch_size=batch_size, num_workers=num_workers,
                    device=device, precision=precision, overwrite=overwrite, progress=progress,
@@ -123,7 +123,7 @@ def build_on_devices(
         return LocationIndex.build(out, ckpt_path, database, **options)
     # Checked on every rank before any waits for another: an error stops all of them.
     if storage.is_index(Path(out)) and not overwrite:
-        raise LocationIndexError(f"{out} already exists; pass --overwrite to replace it")
+        raise LocationIndexError(f"{out} already exists; set overwrite to replace it")
     from lightning.fabric import Fabric
 
     fabric = Fabric(accelerator=_accelerator(device), devices=devices, num_nodes=num_nodes,

@@ -292,15 +292,15 @@ def prior_ids(index: LocationIndex, prior: GeoPrior | None) -> np.ndarray | None
         without = index.store.count_without_latlon()
         note = f" ({without} of its images have no latitude/longitude)" if without else ""
         raise GeoPriorError(
-            f"--near: no image of index {index.path} lies within {prior}{note}; widen "
-            "--near_radius or drop --near")
+            f"near: no image of index {index.path} lies within {prior}{note}; widen "
+            "near_radius or drop near")
     return ids
 
 
 def check_min_confidence(min_confidence: float | None) -> None:
     """Raises ValueError unless ``min_confidence`` is None or in [0, 1]."""
     if min_confidence is not None and not 0.0 <= min_confidence <= 1.0:
-        raise ValueError(f"--min_confidence must be in [0, 1], got {min_confidence}")
+        raise ValueError(f"min_confidence must be in [0, 1], got {min_confidence}")
 
 
 def locate_descriptors(
@@ -339,7 +339,7 @@ def locate_descriptors(
         for result in results:
             if not result.unknown and result.confidence < min_confidence:
                 result.mark_unknown(f"confidence {result.confidence:.2f} is below "
-                                    f"--min_confidence {min_confidence:g}")
+                                    f"min_confidence {min_confidence:g}")
     return results
 
 

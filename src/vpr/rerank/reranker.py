@@ -86,7 +86,7 @@ class Reranker:
     def __init__(self, method: LocalFeatureMethod, verifier: GeometricVerifier | None = None,
                  top_k: int = 10, rule: str = "blend", inlier_scale: float = 50.0) -> None:
         if top_k < 1:
-            raise ValueError(f"--rerank must be >= 1 candidates, got {top_k}")
+            raise ValueError(f"re-ranking top_k must be >= 1 candidates, got {top_k}")
         self.method = method
         self.verifier = verifier or GeometricVerifier()
         self.top_k = top_k

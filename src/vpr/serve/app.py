@@ -181,9 +181,8 @@ def _geo_prior(near: str | None, near_radius: float | None, radius: float | None
 
 
 def _prior_error(error: GeoPriorError) -> HTTPException:
-    """422 for a prior no indexed image lies within, in the form's names."""
-    return HTTPException(422, str(error).replace("--near_radius", "near_radius")
-                         .replace("--near", "near"))
+    """422 for a prior that is malformed or that no indexed image lies within."""
+    return HTTPException(422, str(error))
 
 
 def create_app(

@@ -141,7 +141,7 @@ class VPRModule(L.LightningModule):
         if not torch.isfinite(loss):
             raise FloatingPointError(
                 f"loss is {loss.item()} at epoch {self.current_epoch}, step {self.global_step}; "
-                "the last good checkpoint is kept. Try a lower --lr or --gradient_clip_val"
+                "the last good checkpoint is kept. Try a lower lr or gradient_clip_val"
             )
         batch_size = images.shape[0]
         self.log("loss", loss, prog_bar=True, batch_size=batch_size)
