@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 import utm
 from PIL import Image, ImageOps
 from test_locate import ZONE, save_tiny_checkpoint
@@ -25,6 +26,7 @@ from vpr.eval.predictions import _load_tile
 from vpr.inputs.cache import CachedReader
 from vpr.inputs.decode import UInt8Reader, read_uint8
 from vpr.inputs.device_decode import EncodedBatch, EncodedReader
+from vpr.inputs.orientation import opencv_turn, orient_tensor, torch_turn
 from vpr.locate import LocationIndex, locate
 from vpr.locate.evidence import image_size
 from vpr.rerank.options import build_reranker
@@ -126,6 +128,24 @@ def test_every_reader_gives_the_upright_pixels(photos, orientation):
     # Header reads: the displayed size (the divisors of keypoint fractions).
     assert read_image_header(path).orientation == orientation
     assert image_size(path) == (WIDTH, HEIGHT)
+
+
+@pytest.mark.parametrize("orientation", ORIENTATIONS)
+def test_torch_and_opencv_turns_are_pillows(orientation):
+    # torch's turn is what a GPU batch gets (nvjpeg's output), OpenCV's a CPU image's: both
+    # must undo the stored turn exactly, in either memory layout torchvision may return.
+    pixels = stored(UPRIGHT, orientation)
+    channels_first = torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1)))
+    channels_last = torch.from_numpy(pixels).permute(2, 0, 1)
+    for image in (channels_first, channels_last):
+        assert np.array_equal(as_array(torch_turn(image, orientation)), UPRIGHT)
+        assert np.array_equal(as_array(orient_tensor(image, orientation)), UPRIGHT)
+        if orientation >= 5:
+            assert np.array_equal(as_array(opencv_turn(image, orientation)), UPRIGHT)
+    # A batch (N, 3, H, W) turns image by image alike.
+    batch = torch.stack([channels_first, channels_first])
+    assert torch.equal(orient_tensor(batch, orientation)[1],
+                       torch.from_numpy(UPRIGHT).permute(2, 0, 1))
 
 
 def test_orientations_travel_with_a_device_batch_between_processes(photos):

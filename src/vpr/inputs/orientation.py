@@ -29,13 +29,23 @@ def orient_tensor(image: torch.Tensor, orientation: int) -> torch.Tensor:
     """
     if orientation in _CV2_TURNS and image.device.type == "cpu" and image.dim() == 3 \
             and image.dtype == torch.uint8:
-        import cv2
-        import numpy as np
+        return opencv_turn(image, orientation)
+    return torch_turn(image, orientation)
 
-        # (3, H, W) from torchvision's decoders is an (H, W, 3) array underneath: no copy.
-        array = np.ascontiguousarray(image.permute(1, 2, 0).numpy())
-        turned = _CV2_TURNS[orientation](cv2, array).reshape(array.shape[1], array.shape[0], -1)
-        return torch.from_numpy(turned).permute(2, 0, 1)
+
+def opencv_turn(image: torch.Tensor, orientation: int) -> torch.Tensor:
+    """`orient_tensor` of a CPU uint8 (C, H, W) image for orientation 5-8, by OpenCV."""
+    import cv2
+    import numpy as np
+
+    # (3, H, W) from torchvision's decoders is an (H, W, 3) array underneath: no copy.
+    array = np.ascontiguousarray(image.permute(1, 2, 0).numpy())
+    turned = _CV2_TURNS[orientation](cv2, array).reshape(array.shape[1], array.shape[0], -1)
+    return torch.from_numpy(turned).permute(2, 0, 1)
+
+
+def torch_turn(image: torch.Tensor, orientation: int) -> torch.Tensor:
+    """`orient_tensor` by torch's flips and transposes, on any device (nvjpeg's output)."""
     if orientation == 2:  # mirrored left-right
         return image.flip(-1)
     if orientation == 3:  # upside down
