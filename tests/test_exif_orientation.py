@@ -31,6 +31,7 @@ from vpr.locate import LocationIndex, locate
 from vpr.locate.evidence import image_size
 from vpr.rerank.options import build_reranker
 from vpr.serve.decoding import UploadDecoder
+from vpr.serve.uploads import UploadError
 
 # The upright pattern: 3 x 2 cells of 16 pixels, six colours, so that every one of the
 # eight turns (and the swap of width and height) shows. Cells are aligned to JPEG's 16-pixel
@@ -197,7 +198,7 @@ def test_serve_checks_the_displayed_size_and_turns_what_it_shrinks(photos, orien
 
 def test_serve_pixel_budget_counts_the_photo_whatever_its_orientation(photos):
     decoder = UploadDecoder(None, max_pixels=WIDTH * HEIGHT - 1)
-    with pytest.raises(Exception, match=f"{WIDTH} x {HEIGHT} pixels is too large"):
+    with pytest.raises(UploadError, match=f"{WIDTH} x {HEIGHT} pixels is too large"):
         decoder.prepare(photos[6].read_bytes())
     decoder.close()
 
