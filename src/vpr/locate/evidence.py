@@ -5,7 +5,8 @@ matched image, each shown at whatever size fits its box. So a pair is given as f
 each image's width and height (``[x_photo, y_photo, x_match, y_match]``, in [0, 1]) rather
 than pixels: a photo the service shrank before locating it, or shown at another size, still
 lines up. The re-ranker's keypoints are in each original file's pixels (`vpr.rerank`), so
-the divisors are the files' own sizes, read from their headers.
+the divisors are the files' own sizes, read from their headers, as displayed: the
+re-ranker reads every file upright (its EXIF orientation applied) and so do browsers.
 """
 
 from __future__ import annotations
@@ -21,12 +22,15 @@ DECIMALS = 4  # 1e-4 of a 4000-pixel side is 0.4 pixel
 
 
 def image_size(path: str | Path) -> tuple[int, int] | None:
-    """(width, height) of an image file from its header; None when it cannot be read."""
+    """(width, height) of an image file as displayed (EXIF orientation applied), from its
+    header; None when it cannot be read."""
     from PIL import Image
+
+    from vpr.data.images import oriented_size
 
     try:
         with Image.open(path) as image:
-            return image.size
+            return oriented_size(image)
     except (OSError, ValueError):
         return None
 
