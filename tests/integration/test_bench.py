@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
-BENCH = Path(__file__).resolve().parents[1] / "bench"
+from helpers.paths import REPO
+
+BENCH = REPO / "bench"
 
 
 def test_speed_benchmark_smoke(tmp_path):

@@ -9,11 +9,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers.paths import REPO
 
 from vpr.cli import main as vpr_main
 from vpr.training.checkpoints import read_checkpoint_hparams
-
-REPO = Path(__file__).resolve().parent.parent
 
 FAST = ["--image_size", "32", "--pretrained", "none", "--batch_size", "2",
         "--img_per_place", "2", "--min_img_per_place", "2", "--num_workers", "0",

@@ -9,12 +9,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_locate import save_tiny_checkpoint, write_place
+from helpers import paths
+from helpers.places import save_tiny_checkpoint, write_place
 
 from vpr.locate import LocationIndex
 from vpr.locate.distributed import shard_bounds
 
-SRC = str(Path(__file__).resolve().parents[1] / "src")
+SRC = str(paths.SRC)
 
 
 def test_shards_cover_every_row_once():

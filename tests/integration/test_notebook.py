@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import nbformat
+from helpers.paths import REPO
 from nbclient import NotebookClient
 
-NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "quickstart.ipynb"
+NOTEBOOK = REPO / "notebooks" / "quickstart.ipynb"
 
 
 def test_notebook_is_committed_without_outputs():

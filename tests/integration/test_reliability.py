@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import write_image
+from helpers.images import write_image
 
 TRAIN_FLAGS = ["--image_size", "48", "--pretrained", "none", "--batch_size", "2",
                "--img_per_place", "2", "--min_img_per_place", "2", "--num_workers", "0",

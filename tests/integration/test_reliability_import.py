@@ -5,8 +5,9 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+from helpers.cli import vpr_data
+from helpers.images import gps_exif, write_photo
 from PIL import Image
-from test_data_tools import gps_exif, vpr_data, write_photo
 
 from vpr.data.geotag import parse_filename
 from vpr.datatools.importer import import_photos

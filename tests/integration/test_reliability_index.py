@@ -13,13 +13,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_locate import save_tiny_checkpoint, write_place
-from test_location_store import as_format_1
+from helpers import paths
+from helpers.legacy_index import as_format_1
+from helpers.places import save_tiny_checkpoint, write_place
 
 from vpr.locate import LocationIndex, storage
 from vpr.utils.locking import FileLock, LockTimeoutError, lock_holder
 
-SRC = str(Path(__file__).resolve().parents[1] / "src")
+SRC = str(paths.SRC)
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import write_image
+from helpers.images import write_image
+from helpers.paths import REPO
 
 from vpr.cli import main as vpr_main
 
@@ -250,7 +251,7 @@ def _fill(folder: Path) -> None:
 @pytest.fixture
 def locate_world(tmp_path: Path) -> dict[str, Path]:
     """An untrained checkpoint, a 2-place database and its index."""
-    from test_locate import save_tiny_checkpoint, write_place
+    from helpers.places import save_tiny_checkpoint, write_place
 
     from vpr.locate import LocationIndex
 
@@ -365,7 +366,7 @@ def test_a_text_file_as_a_checkpoint_is_not_a_checkpoint(tiny_retrieval, tmp_pat
 
 def test_imagenet_weights_out_of_reach_is_one_message_through_main_py(tiny_train,
                                                                       tiny_retrieval, tmp_path):
-    root = Path(__file__).resolve().parent.parent
+    root = REPO
     # An empty torch hub cache and a proxy nobody listens on: the fetch fails, offline.
     env = dict(os.environ, TORCH_HOME=str(tmp_path / "hub"), https_proxy="http://127.0.0.1:9",
                http_proxy="http://127.0.0.1:9", HTTPS_PROXY="http://127.0.0.1:9",

@@ -96,7 +96,7 @@ def test_default_top_k_and_query_parameter(service, served_world):
 
 
 def test_json_is_the_one_of_vpr_locate(service, served_world, capsys):
-    from test_locate import run_cli
+    from helpers.cli import run_cli
 
     photo = database_images(served_world)[2]
     [served] = post_photo(service["client"], photo.read_bytes(), photo.name).json()

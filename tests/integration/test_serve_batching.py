@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 import utm
+from helpers.paths import SRC
 
 from vpr.cli.serve import add_parser
 from vpr.cli.serve_batching import read_batching_options
@@ -181,7 +182,7 @@ def test_workers_share_the_port_and_answer(served_world):
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    src = str(Path(__file__).resolve().parents[1] / "src")
+    src = str(SRC)
     server = subprocess.Popen(
         [sys.executable, "-m", "vpr", "serve", "--index", str(served_world["index"]),
          "--port", str(port), "--device", "cpu", "--workers", "2", "--log_level", "warning"],

@@ -7,11 +7,12 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import write_image
+from helpers.images import write_image
+from helpers.paths import REPO
 
 from vpr.data.geotag import GeoTag, format_filename
 
-BENCH = Path(__file__).resolve().parents[1] / "bench" / "synthetic_baselines.py"
+BENCH = REPO / "bench" / "synthetic_baselines.py"
 
 
 @pytest.fixture(scope="module")

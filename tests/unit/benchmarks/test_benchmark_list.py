@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from helpers.paths import REPO
 
 from vpr.benchmarks.listing import TABLE_END, TABLE_START, describe_counts, markdown_table
 from vpr.benchmarks.manifest import list_manifests, load_manifest
 from vpr.cli import main
 
-DATA_MD = Path(__file__).parents[1] / "docs" / "DATA.md"
+DATA_MD = REPO / "docs" / "DATA.md"
 
 
 def test_docs_table_is_the_one_generated_from_the_manifests():

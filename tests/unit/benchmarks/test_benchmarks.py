@@ -8,9 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import write_image
+from helpers.images import write_image
+from helpers.paths import REPO
+from helpers.places import save_tiny_checkpoint
 from PIL import Image
-from test_locate import save_tiny_checkpoint
 
 import vpr.benchmarks.run as benchmark_run
 from vpr.benchmarks.check import check_against_manifest
@@ -42,7 +43,7 @@ def test_every_manifest_loads_and_cites_its_sources():
 
 
 def test_manifests_are_package_data():
-    text = (Path(__file__).parents[1] / "pyproject.toml").read_text()
+    text = (REPO / "pyproject.toml").read_text()
     assert '"vpr.benchmarks" = ["manifests/*.yaml"]' in text
 
 
@@ -316,7 +317,7 @@ def test_rerank_reorders_the_candidates_before_recall(world, tmp_path: Path, mon
 
 def test_a_published_model_file_gets_its_row(world, tmp_path: Path):
     """A CosPlace file in the authors' layout, through the real loader, into the table."""
-    from test_published_models import geolocalization_net_state
+    from helpers.published import geolocalization_net_state
 
     weights = tmp_path / "cosplace_resnet18_512.pth"
     torch.save(geolocalization_net_state("resnet18", 512), weights)

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from helpers.paths import REPO
 
 from vpr.cli import build_parser
 from vpr.cli.flags import explicit_settings
@@ -25,8 +26,6 @@ from vpr.config import (
     read_settings,
 )
 from vpr.config.fields import default_of, option_of
-
-REPO = Path(__file__).resolve().parent.parent
 
 
 def _registry_names(registry: str) -> list[str]:

@@ -3,7 +3,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import write_image
+from helpers.images import write_image
 from torch.utils.data import DataLoader
 
 from vpr.data.datasets import RetrievalSet, TrainPlaces, collate_places, positives_within

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import os
-import struct
-import zlib
-from pathlib import Path
 
-import numpy as np
 import pytest
+from helpers.bad_files import make_bad
 from PIL import Image
 
 from vpr.data.datasets import RetrievalSet, TrainPlaces
@@ -16,37 +13,9 @@ from vpr.data.images import BadImageError, check_image_header, list_images, open
 from vpr.inputs.transforms import eval_transform, train_transform
 
 
-def _png_claiming_size(path: Path, width: int, height: int) -> Path:
-    """A tiny valid PNG whose header claims width x height (a decompression bomb)."""
-    Image.new("RGB", (4, 4)).save(path)
-    data = bytearray(path.read_bytes())
-    header = b"IHDR" + struct.pack(">II", width, height) + bytes(data[24:29])
-    data[12:29] = header
-    data[29:33] = struct.pack(">I", zlib.crc32(header) & 0xFFFFFFFF)
-    path.write_bytes(bytes(data))
-    return path
-
-
-def _make_bad(kind: str, path: Path) -> Path:
-    if kind == "truncated_jpeg":
-        Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), np.uint8)).save(
-            path, quality=95)
-        path.write_bytes(path.read_bytes()[:600])
-    elif kind == "zero_bytes":
-        path.write_bytes(b"")
-    elif kind == "text_named_jpg":
-        path.write_text("hello, I am not a picture\n")
-    elif kind == "png_named_jpg":
-        Image.new("RGB", (8, 8), "red").save(path, format="PNG")
-        return path  # a real image in another format: fine
-    elif kind == "bomb":
-        _png_claiming_size(path, 20000, 20000)
-    return path
-
-
 @pytest.mark.parametrize("kind", ["truncated_jpeg", "zero_bytes", "text_named_jpg", "bomb"])
 def test_bad_files_are_caught_by_the_header_check(tmp_path, kind):
-    path = _make_bad(kind, tmp_path / "x.jpg")
+    path = make_bad(kind, tmp_path / "x.jpg")
     problem = check_image_header(path)
     assert problem, kind
     with pytest.raises(BadImageError, match="x.jpg"):
@@ -54,7 +23,7 @@ def test_bad_files_are_caught_by_the_header_check(tmp_path, kind):
 
 
 def test_png_named_jpg_is_read(tmp_path):
-    path = _make_bad("png_named_jpg", tmp_path / "x.jpg")
+    path = make_bad("png_named_jpg", tmp_path / "x.jpg")
     assert check_image_header(path) is None
     assert open_rgb(path).size == (8, 8)
 
@@ -71,7 +40,7 @@ def test_unusual_modes_become_rgb(tmp_path, mode):
 
 @pytest.mark.parametrize("kind", ["truncated_jpeg", "zero_bytes", "text_named_jpg", "bomb"])
 def test_evaluation_stops_before_work_and_names_the_file(tiny_retrieval, kind):
-    bad = _make_bad(kind, tiny_retrieval / "queries" / "@500000.00@4000000.00@@@@@@@@@@@@bad@.jpg")
+    bad = make_bad(kind, tiny_retrieval / "queries" / "@500000.00@4000000.00@@@@@@@@@@@@bad@.jpg")
     before = bad.read_bytes()
     with pytest.raises(BadImageError) as info:
         RetrievalSet(tiny_retrieval, eval_transform())
@@ -84,7 +53,7 @@ def test_evaluation_stops_before_work_and_names_the_file(tiny_retrieval, kind):
 def test_training_skips_and_counts_a_truncated_image(tiny_train):
     dataset = TrainPlaces(tiny_train, train_transform((16, 16)), img_per_place=2,
                           min_img_per_place=4)
-    _make_bad("truncated_jpeg", dataset.images_per_place[1][0])
+    make_bad("truncated_jpeg", dataset.images_per_place[1][0])
     skipped = sum(dataset[(1, seed)][2] for seed in range(12))
     assert skipped > 0
 

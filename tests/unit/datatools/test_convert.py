@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import write_image
+from helpers.images import write_image
 from PIL import Image
 from scipy.io import savemat
 

@@ -2,39 +2,21 @@
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 import utm
-from PIL import Image, TiffImagePlugin
+from helpers.cli import vpr_data
+from helpers.images import Rational, gps_exif, write_photo
+from PIL import Image
 
 from vpr.cli import data as data_cli
 from vpr.data.geotag import GeoTag, format_filename, parse_filename
 from vpr.datatools.check import check_dataset, detect_kind
 from vpr.datatools.importer import DataImportError
 from vpr.datatools.stats import OUTPUT_FILES
-
-Rational = TiffImagePlugin.IFDRational
-
-
-def vpr_data(*argv: str) -> int:
-    """Runs `vpr data ...` through the subcommand's own parser (as vpr.cli.main would)."""
-    parser = argparse.ArgumentParser(prog="vpr")
-    data_cli.add_parser(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(["data", *argv])
-    return args.func(args)
-
-
-def write_photo(path: Path, seed: int = 0, exif: Image.Exif | None = None) -> Path:
-    """A small random JPEG at ``path`` (folders created)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pixels = np.random.default_rng(seed).integers(0, 256, size=(24, 24, 3), dtype=np.uint8)
-    Image.fromarray(pixels).save(path, "JPEG", **({"exif": exif} if exif else {}))
-    return path
 
 
 def write_tagged(folder: Path, east: float, north: float, note: str, seed: int = 0) -> Path:
@@ -260,22 +242,6 @@ def test_import_csv_missing_column_is_an_error(tmp_path):
     with pytest.raises(DataImportError, match="place_id"):
         vpr_data("import", str(src), "--out", str(tmp_path / "out"), "--csv", str(table),
                  "--place_from", "csv")
-
-
-def gps_exif(latitude_dms: tuple[int, int, Rational], latitude_ref: str,
-             longitude_dms: tuple[int, int, Rational], longitude_ref: str,
-             taken: str | None = None) -> Image.Exif:
-    """EXIF with a GPS IFD (rational degrees, minutes, seconds) and DateTimeOriginal."""
-    exif = Image.Exif()
-    exif[0x8825] = {
-        1: latitude_ref, 2: tuple(Rational(value) if isinstance(value, int) else value
-                                  for value in latitude_dms),
-        3: longitude_ref, 4: tuple(Rational(value) if isinstance(value, int) else value
-                                   for value in longitude_dms),
-    }
-    if taken:
-        exif[0x8769] = {0x9003: taken}
-    return exif
 
 
 def test_import_from_exif(tmp_path, capsys):

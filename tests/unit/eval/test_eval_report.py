@@ -298,7 +298,7 @@ class TinyModel(nn.Module):
 
 
 def test_extraction_to_memmap_equals_in_memory(tmp_path: Path):
-    from conftest import write_image
+    from helpers.images import write_image
 
     from vpr.inputs.transforms import eval_transform
 
@@ -320,7 +320,7 @@ def test_extraction_to_memmap_equals_in_memory(tmp_path: Path):
 
 
 def test_extraction_precision_and_errors(tmp_path: Path):
-    from conftest import write_image
+    from helpers.images import write_image
 
     from vpr.inputs.transforms import eval_transform
 

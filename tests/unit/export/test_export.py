@@ -9,6 +9,7 @@ import lightning
 import numpy as np
 import pytest
 import torch
+from helpers.paths import SRC
 from PIL import Image
 
 from vpr.cli import main as vpr_main
@@ -223,7 +224,7 @@ def test_errors_are_one_line(world, tmp_path, capsys):
 
 def test_published_model_exports_with_parity(tmp_path, capsys):
     """`vpr export --model` of a CosPlace file in the authors' key layout (random values)."""
-    from test_published_models import geolocalization_net_state
+    from helpers.published import geolocalization_net_state
 
     from vpr.models.pretrained.load import load_published
 
@@ -315,10 +316,9 @@ def test_two_process_build_with_the_onnx_runtime(world, tmp_path):
     import os
     import subprocess
     import sys
-    from pathlib import Path
 
     write_images(tmp_path / "database", 5)
-    source = str(Path(__file__).resolve().parents[1] / "src")
+    source = str(SRC)
     environment = {**os.environ, "OMP_NUM_THREADS": "1",
                    "PYTHONPATH": source + os.pathsep + os.environ.get("PYTHONPATH", "")}
     result = subprocess.run(

@@ -11,7 +11,7 @@ import pickle
 import numpy as np
 import pytest
 import torch
-from conftest import write_image
+from helpers.images import write_image
 from PIL import Image
 from torch.utils.data import DataLoader
 
@@ -79,9 +79,9 @@ def test_an_undecodable_jpeg_is_named(tmp_path):
 
 
 def test_the_reader_checks_files_first(tmp_path):
-    from test_hostile_input import _make_bad
+    from helpers.bad_files import make_bad
 
-    path = _make_bad("truncated_jpeg", tmp_path / "cut.jpg")
+    path = make_bad("truncated_jpeg", tmp_path / "cut.jpg")
     with pytest.raises(BadImageError, match="cut.jpg"):
         EncodedReader((16, 16))(path)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from helpers.bad_files import make_bad
 from PIL import Image
-from test_hostile_input import _make_bad
 from torch.utils.data import DataLoader
 
 from vpr import hardware
@@ -34,7 +34,7 @@ def test_uint8_decode_matches_pillow(tmp_path):
 
 @pytest.mark.parametrize("kind", ["truncated_jpeg", "zero_bytes", "text_named_jpg", "bomb"])
 def test_bad_files_are_named_before_decoding(tmp_path, kind):
-    path = _make_bad(kind, tmp_path / "bad.jpg")
+    path = make_bad(kind, tmp_path / "bad.jpg")
     with pytest.raises(BadImageError, match="bad.jpg"):
         read_uint8(path)
 
@@ -178,7 +178,7 @@ def test_training_with_the_cache_and_batched_augmentation(capsys, tiny_train, ti
 
 def test_fast_training_set_skips_and_counts_a_truncated_image(tiny_train):
     dataset = InputPipeline("fast", (16, 16), randaugment_ops=0).train_set(tiny_train, 2, 4)
-    _make_bad("truncated_jpeg", dataset.images_per_place[1][0])
+    make_bad("truncated_jpeg", dataset.images_per_place[1][0])
     results = [dataset[(1, seed)] for seed in range(12)]
     assert sum(skipped for _, _, skipped in results) > 0  # the bad one was drawn and skipped
     assert all(images.shape == (2, 3, 16, 16) for images, _, _ in results)

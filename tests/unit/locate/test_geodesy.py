@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import FAR_CITY_LATLON
+from helpers.places import FAR_CITY_LATLON
 
 from vpr.locate import locate
 from vpr.locate.geodesy import format_distance, geodesic_m, latlon_of
@@ -48,7 +48,7 @@ def test_latlon_from_utm_when_not_recorded_and_formatting():
 
 
 def test_a_match_in_another_zone_has_its_distance_everywhere(two_city_world, capsys):
-    from test_locate import run_cli
+    from helpers.cli import run_cli
 
     photo = sorted(p for p in two_city_world["database"].iterdir() if "place0_0" in p.name)[0]
     [result] = locate(photo, two_city_world["index"], top_k=4, device="cpu")

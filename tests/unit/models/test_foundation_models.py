@@ -514,7 +514,7 @@ def test_published_model_reproduces_the_authors_end_to_end_and_rejects_other_lay
 
 @pytest.mark.slow
 def test_vit_trains_with_ddp_and_resumes(tmp_path: Path) -> None:
-    from conftest import write_image
+    from helpers.images import write_image
 
     train = tmp_path / "train"
     for place in range(8):

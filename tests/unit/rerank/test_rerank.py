@@ -9,7 +9,8 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from test_locate import run_cli, save_tiny_checkpoint, write_place
+from helpers.cli import run_cli
+from helpers.places import save_tiny_checkpoint, write_place
 
 from vpr.data.datasets import RetrievalSet
 from vpr.data.geotag import GeoTag, format_filename

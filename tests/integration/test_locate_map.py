@@ -13,7 +13,7 @@ import re
 
 import pytest
 import utm
-from test_serve_browser import _chromium_or_driver_missing, start_chromium, wait_for
+from helpers.browser import chromium_or_driver_missing, start_chromium, wait_for
 
 from vpr.assets import OSM_TILE_ORIGIN, OSM_TILE_URL
 from vpr.cli import run_guarded
@@ -121,8 +121,8 @@ def test_an_unwritable_map_target_is_one_line_before_the_search(case, tmp_path, 
     assert ("is a folder" if case == "folder" else "cannot be written") in lines[0]
 
 
-@pytest.mark.skipif(_chromium_or_driver_missing() is not None,
-                    reason=_chromium_or_driver_missing() or "")
+@pytest.mark.skipif(chromium_or_driver_missing() is not None,
+                    reason=chromium_or_driver_missing() or "")
 def test_the_map_opens_offline_zoomed_on_the_cluster(two_photos, tmp_path):
     from selenium.webdriver.common.by import By
 
