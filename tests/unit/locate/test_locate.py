@@ -199,7 +199,7 @@ def test_map_has_one_marker_per_match_and_works_offline(built, world, tmp_path):
     data = json.loads(re.search(r'<script type="application/json" id="results">(.*?)</script>',
                                 page).group(1))
     assert [m["rank"] for m in data[0]["matches"]] == [1, 2, 3, 4, 5]
-    # Leaflet is inlined, not fetched (the map in a browser: tests/test_locate_map.py).
+    # Leaflet is inlined, not fetched (the map in a browser: tests/integration/test_locate_map.py).
     assert "unpkg" not in page and "<script src" not in page
     grid = render_grid([result, result], tmp_path / "grid.jpg")
     with Image.open(grid) as image:
