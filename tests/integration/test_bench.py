@@ -6,11 +6,13 @@ import json
 import subprocess
 import sys
 
+import pytest
 from helpers.paths import REPO
 
 BENCH = REPO / "bench"
 
 
+@pytest.mark.slow  # bench/speed.py in a subprocess: minutes on 2 cores under load
 def test_speed_benchmark_smoke(tmp_path):
     out = tmp_path / "speed.json"
     done = subprocess.run(

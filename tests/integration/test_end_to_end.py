@@ -19,6 +19,9 @@ FAST = ["--image_size", "32", "--pretrained", "none", "--batch_size", "2",
         "--descriptors_dim", "32", "--no_progress_bar", "--accelerator", "cpu",
         "--devices", "1"]
 
+# Every test trains (trained_run, or main.py): 20-50 s each on 2 busy cores.
+pytestmark = pytest.mark.slow
+
 
 def _data_args(train: Path, test: Path) -> list[str]:
     return ["--train_path", str(train), "--val_path", str(test), "--test_path", str(test)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import nbformat
+import pytest
 from helpers.paths import REPO
 from nbclient import NotebookClient
 
@@ -18,6 +19,7 @@ def test_notebook_is_committed_without_outputs():
     assert notebook.metadata.kernelspec.name == "python3"
 
 
+@pytest.mark.slow  # the notebook makes a city and trains: ~1.5 min on 2 cores
 def test_quickstart_notebook_runs_on_the_tiny_city(tmp_path, monkeypatch):
     # The kernel inherits this environment: tiny preset, files under tmp_path.
     monkeypatch.setenv("VPR_NOTEBOOK_PRESET", "tiny")

@@ -50,6 +50,7 @@ def _final_results(run: Path) -> dict:
     return json.loads(files[-1].read_text())
 
 
+@pytest.mark.slow  # three training runs in subprocesses: minutes on 2 cores
 def test_sigkill_mid_epoch_then_resume_equals_uninterrupted(noisy_train, tiny_retrieval,
                                                            tmp_path):
     logs = tmp_path / "logs"
@@ -87,6 +88,7 @@ def test_sigkill_mid_epoch_then_resume_equals_uninterrupted(noisy_train, tiny_re
     assert _final_results(whole)["recalls"] == _final_results(killed)["recalls"]
 
 
+@pytest.mark.slow  # training runs in subprocesses: ~1-2 min on 2 cores
 def test_resume_auto_picks_the_newest_valid_checkpoint(noisy_train, tiny_retrieval, tmp_path):
     logs = tmp_path / "logs"
     subprocess.run(_train_command(noisy_train, tiny_retrieval, logs, "auto", 1),
@@ -106,6 +108,7 @@ def test_resume_auto_picks_the_newest_valid_checkpoint(noisy_train, tiny_retriev
     assert torch.load(checkpoints / "last.ckpt", weights_only=True)["global_step"] == 16
 
 
+@pytest.mark.slow  # two training processes (gloo): ~1 min on 2 cores
 def test_ddp_two_processes_train_and_test_like_one(noisy_train, tiny_retrieval, tmp_path):
     logs = tmp_path / "logs"
     command = _train_command(noisy_train, tiny_retrieval, logs, "ddp", 1)
