@@ -28,7 +28,7 @@ fi
 "$PYTHON" -c "import torch, torchvision, lightning; print('torch', torch.__version__, \
 'torchvision', torchvision.__version__, 'lightning', lightning.__version__)"
 # nvjpeg gives (nearly) the pixels of the CPU decoder; the GPU-only test runs here.
-"$PYTHON" -m pytest -q -p no:cacheprovider tests/test_device_decode.py 2>&1 | tail -3 \
+"$PYTHON" -m pytest -q -p no:cacheprovider tests/unit/inputs/test_device_decode.py 2>&1 | tail -3 \
     | tee "$OUT_DIR/device_decode_tests.txt"
 WORKERS=$("$PYTHON" -c "import os; print(min(16, os.cpu_count()))")
 # shellcheck disable=SC2086  # SPEED_ARGS is a list of words

@@ -7,22 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers.images import write_image
+from helpers.places import FAR_CITY_LATLON, save_tiny_checkpoint, write_place
 from PIL import Image
 
 from vpr.data.geotag import GeoTag, format_filename
-
-
-def write_image(folder: Path, east: float, north: float, note: str, seed: int,
-                size: tuple[int, int] = (32, 32), extension: str = ".jpg") -> Path:
-    """Writes a small random image named in the @-format; returns its path."""
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    pixels = rng.integers(0, 256, size=(size[1], size[0], 3), dtype=np.uint8)
-    name = format_filename(GeoTag(utm_east=east, utm_north=north, utm_zone_number=33,
-                                  utm_zone_letter="T", note=note), extension)
-    path = folder / name
-    Image.fromarray(pixels).save(path)
-    return path
 
 
 @pytest.fixture
@@ -60,8 +49,6 @@ def served_world(tmp_path_factory) -> dict[str, Path]:
 
     Keys: ``database`` (the images), ``ckpt`` (an untrained 32 x 32 model), ``index``.
     """
-    from test_locate import save_tiny_checkpoint, write_place
-
     from vpr.locate import LocationIndex
 
     root = tmp_path_factory.mktemp("served")
@@ -70,10 +57,6 @@ def served_world(tmp_path_factory) -> dict[str, Path]:
     ckpt = save_tiny_checkpoint(root / "model.ckpt")
     LocationIndex.build(root / "index", ckpt, root / "database", device="cpu")
     return {"database": root / "database", "ckpt": ckpt, "index": root / "index"}
-
-
-# Lisbon, UTM zone 29S: about 1,500 km from the Turin places of `test_locate` (zone 32T).
-FAR_CITY_LATLON = (38.7223, -9.1393)
 
 
 @pytest.fixture(scope="session")
@@ -86,7 +69,6 @@ def two_city_world(tmp_path_factory) -> dict[str, Path]:
     ``ckpt``, ``index``, ``far`` (the Lisbon image).
     """
     import utm
-    from test_locate import save_tiny_checkpoint, write_place
 
     from vpr.locate import LocationIndex
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import json
 
+import lightning
 import numpy as np
 import pytest
 import torch
 from PIL import Image
-from test_export import MEAN, SIZE, STD, save_tiny_checkpoint, write_images
 
 from vpr.cli import main as vpr_main
 from vpr.export import session
@@ -23,6 +23,31 @@ from vpr.export.quantize import (
 )
 from vpr.export.runtime import OnnxExtractor
 from vpr.export.sidecar import ExportError
+
+SIZE = 64  # ResNet-18's 2x2 map at 64 px
+MEAN, STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
+
+
+def save_tiny_checkpoint(path, seed: int = 0):
+    """An untrained ResNet-18 + ConvAP (32-D) checkpoint for 64 x 64 images."""
+    from vpr.training.module import VPRModule
+
+    lightning.seed_everything(seed, verbose=False)
+    module = VPRModule(pretrained="none", image_size=(SIZE, SIZE), descriptors_dim=32)
+    trainer = lightning.Trainer(max_epochs=0, logger=False, enable_checkpointing=False,
+                                enable_progress_bar=False, enable_model_summary=False)
+    trainer.strategy.connect(module)
+    trainer.save_checkpoint(path)
+    return path
+
+
+def write_images(folder, count: int, seed: int = 0):
+    """``count`` smooth random 64 x 64 PNG images (low-resolution noise, upsampled)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for item in range(count):
+        small = Image.fromarray(rng.integers(0, 256, (8, 8, 3)).astype(np.uint8))
+        small.resize((SIZE, SIZE), Image.BILINEAR).save(folder / f"{item:03d}.png")
 
 
 @pytest.fixture(scope="module")

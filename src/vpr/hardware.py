@@ -26,7 +26,9 @@ import torch
 from vpr.config.schema import DECODERS, precision_name
 
 _AUTOCAST_DTYPES = {"16-mixed": torch.float16, "bf16-mixed": torch.bfloat16}
-_FULL_PRECISIONS = {None, "32-true", "64-true", "16-true", "bf16-true"}
+# Lightning's "-true" precisions other than 32-true convert the model's weights; extraction
+# outside a Trainer does not, so it refuses them rather than give them another meaning.
+_CONVERTING_PRECISIONS = ("64-true", "16-true", "bf16-true")
 
 
 @functools.lru_cache(maxsize=1)
@@ -120,14 +122,24 @@ def lightning_devices(devices: str | int) -> Any:
 
 
 def autocast(device: str | torch.device, precision: str | None):
-    """The autocast context of a Lightning precision (``auto`` chosen for ``device``)."""
+    """The autocast context of a Lightning precision (``auto`` chosen for ``device``), for
+    extraction outside a Trainer (`vpr index`, `locate`, `serve`, `benchmark`).
+
+    Raises:
+        ValueError: an unknown name, or a "-true" precision that converts the weights
+            (``16-true``, ``bf16-true``, ``64-true``: only a Trainer, `vpr train/test`, does).
+    """
     device = torch.device(device)
     if precision == "auto":
         precision = default_precision(device.type)
     elif precision is not None:
         precision = precision_name(precision)
-    if precision in _FULL_PRECISIONS:
+    if precision in (None, "32-true"):
         return contextlib.nullcontext()
+    if precision in _CONVERTING_PRECISIONS:
+        raise ValueError(f"--precision {precision}: converting the weights is for vpr train "
+                         "and vpr test; computing descriptors here takes 32-true, 16-mixed, "
+                         "bf16-mixed or auto")
     if precision not in _AUTOCAST_DTYPES:
         raise ValueError(f"unknown precision {precision!r}; valid: 32-true, 16-mixed, "
                          "bf16-mixed, auto")

@@ -3,7 +3,8 @@
 Each dataset is checked against its manifest before any descriptor is computed. Descriptors
 are cached per model identity (hash of its weights), protocol, file list hash and image
 size, so a second table over the same models and data reads them back instead of
-recomputing them. Extraction, search and Recall@N are those of `vpr.eval`.
+recomputing them. Extraction is `vpr.eval.extract.extract_descriptors` and search, re-ranking
+and Recall@N are `vpr.eval.evaluate.evaluate_set`, as for `vpr test`.
 """
 
 from __future__ import annotations
@@ -19,10 +20,10 @@ from vpr.benchmarks.check import DatasetCheck, check_against_manifest
 from vpr.benchmarks.manifest import Manifest, load_manifest
 from vpr.benchmarks.models import BenchmarkModel
 from vpr.benchmarks.table import BenchmarkTable
+from vpr.config.schema import EvalConfig
 from vpr.data.datasets import RetrievalSet
+from vpr.eval.evaluate import evaluate_set
 from vpr.eval.extract import extract_descriptors
-from vpr.eval.metrics import recall_at_n
-from vpr.eval.search import search
 from vpr.inputs.transforms import IMAGENET_MEAN, IMAGENET_STD, eval_transform
 from vpr.utils.atomic import write_bytes_atomic, write_json_atomic
 
@@ -89,20 +90,35 @@ def descriptors_for(model: BenchmarkModel, dataset: RetrievalSet, cache_path: Pa
                                precision=precision, progress=progress)
 
 
-def _reranked(model: BenchmarkModel, dataset: RetrievalSet, distances: np.ndarray,
-              predictions: np.ndarray, settings: dict[str, Any], cache: Path | None,
-              check: DatasetCheck, size: tuple[int, int] | None) -> np.ndarray:
-    """The candidates reordered by geometric verification (`vpr.rerank`)."""
-    from vpr.rerank import rerank_retrieval
+class ProtocolReranker:
+    """`vpr.rerank.rerank_retrieval` as the re-ranker `evaluate_set` calls.
 
-    # Descriptors are L2-normalised: a squared L2 distance d maps to cosine 1 - d / 2.
-    similarities = 1.0 - np.asarray(distances, np.float64) / 2.0
-    folder = None
-    if cache is not None:
-        folder = _cache_path(cache, model, check, size).with_suffix("") / "rerank"
-    result = rerank_retrieval(dataset.query_paths, dataset.database_paths, predictions,
-                              similarities, settings, model.module, folder)
-    return np.asarray(result.candidates)
+    Args:
+        module: the VPR model (for the ``backbone`` method).
+        settings: re-ranking settings (`vpr.rerank.options.rerank_settings`).
+        folder: where the database's local features are cached (None: not kept).
+    """
+
+    def __init__(self, module: Any, settings: dict[str, Any], folder: Path | None) -> None:
+        self.module = module
+        self.settings = settings
+        self.folder = folder
+
+    @property
+    def candidates_needed(self) -> int:
+        return int(self.settings["top_k"])
+
+    def __call__(self, dataset: RetrievalSet, predictions: np.ndarray, distances: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+        from vpr.rerank import rerank_retrieval
+
+        # Descriptors are L2-normalised: a squared L2 distance d maps to cosine 1 - d / 2.
+        similarities = 1.0 - np.asarray(distances, np.float64) / 2.0
+        result = rerank_retrieval(dataset.query_paths, dataset.database_paths, predictions,
+                                  similarities, self.settings, self.module, self.folder)
+        rows = np.arange(len(predictions))[:, None]
+        return (np.asarray(result.candidates), np.asarray(distances)[rows, result.order],
+                {"settings": dict(self.settings)})
 
 
 def run_benchmark(
@@ -168,16 +184,17 @@ def run_benchmark(
                 model, dataset,
                 _cache_path(cache, model, check, size) if cache is not None else None,
                 batch_size, num_workers, device, precision, progress)
-            database = np.asarray(descriptors[: dataset.database_num])
-            queries = np.asarray(descriptors[dataset.database_num:])
-            depth = max(manifest.recall_values)
-            distances, predictions = search(database, queries,
-                                            max(depth, rerank["top_k"]) if rerank else depth)
+            reranker = None
             if rerank:
-                predictions = _reranked(model, dataset, distances, predictions, rerank,
-                                        cache, check, size)[:, :depth]
-            recalls = recall_at_n(predictions, dataset.positives_per_query,
-                                  manifest.recall_values)
+                folder = None if cache is None else (
+                    _cache_path(cache, model, check, size).with_suffix("") / "rerank")
+                reranker = ProtocolReranker(model.module, rerank, folder)
+            # The protocol's Recall@N at its positives; no groups or extra thresholds.
+            settings = EvalConfig(recall_values=tuple(manifest.recall_values),
+                                  group_rule="none", dist_thresholds=())
+            result = evaluate_set(dataset, np.asarray(descriptors), settings,
+                                  reranker=reranker)
+            recalls = {n: result["recalls"][f"R@{n}"] for n in manifest.recall_values}
             table.recalls.setdefault(model.label, {})[name] = recalls
             logger.info("%s on %s: %s", model.label, name, recalls)
         table.protocols[name] = {

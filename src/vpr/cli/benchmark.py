@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from vpr.cli.flags import add_device_options, add_switch, device_of, explicit_settings
+from vpr.cli.flags import add_device_options, add_switch, device_of, precision_of
 
 
 def _data_pair(text: str) -> tuple[str, Path]:
@@ -47,7 +47,8 @@ def add_parser(subparsers) -> None:
                              "published size (default: model)")
     parser.add_argument("--batch_size", type=int, default=32, help="images per batch")
     parser.add_argument("--num_workers", type=int, default=0, help="DataLoader workers")
-    add_device_options(parser)
+    # Full precision unless --precision asks otherwise: the table's numbers are fp32's.
+    add_device_options(parser, precision_default="32-true")
     parser.add_argument("--list", action="store_true",
                         help="list the protocols and exit")
     add_switch(parser, "progress_bar", "show progress bars")
@@ -98,8 +99,7 @@ def run(args: argparse.Namespace) -> int:
                           allow_partial=args.allow_partial,
                           image_size_from=args.image_size_from, batch_size=args.batch_size,
                           num_workers=args.num_workers, device=device_of(args),
-                          # Full precision unless --precision asks otherwise.
-                          precision=explicit_settings(args).get("precision"),
+                          precision=precision_of(args, default="32-true"),
                           progress=args.progress_bar, rerank=rerank_settings(args))
     print(table.to_markdown(), end="")
     print(f"Wrote {args.out}/table.md, table.csv, table.json")

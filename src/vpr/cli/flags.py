@@ -90,10 +90,10 @@ def _key_value(text: str) -> dict[str, Any]:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
-def _default_text(field: dataclasses.Field) -> str:
+def _default_text(field: dataclasses.Field, default: Any = None) -> str:
     if "(default:" in option_of(field).help:
         return ""
-    value = default_of(field)
+    value = default_of(field) if default is None else default
     if value is None or value == {} or value == ():
         return ""
     if isinstance(value, tuple):
@@ -103,12 +103,17 @@ def _default_text(field: dataclasses.Field) -> str:
     return f" (default: {value})"
 
 
-def add_setting(parser: argparse._ActionsContainer, name: str, help_suffix: str = "") -> None:
-    """Adds the flag of one setting to ``parser`` (or an argument group)."""
+def add_setting(parser: argparse._ActionsContainer, name: str, help_suffix: str = "",
+                default: Any = None) -> None:
+    """Adds the flag of one setting to ``parser`` (or an argument group).
+
+    ``default``: the command's own default, shown in the help (None: the schema's); the
+    command reads it when the flag is absent (flags default to ``argparse.SUPPRESS``).
+    """
     _, field = FIELDS[name]
     meta = option_of(field)
     flag = f"--{meta.flag or field.name}"
-    help_text = meta.help + _default_text(field) + help_suffix
+    help_text = meta.help + _default_text(field, default) + help_suffix
     kwargs: dict[str, Any] = {"dest": field.name, "default": argparse.SUPPRESS,
                               "help": help_text}
     if meta.kind == "switch":
@@ -169,11 +174,19 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
                        help="print the resolved settings as YAML and exit")
 
 
-def add_device_options(parser: argparse.ArgumentParser, precision: bool = True) -> None:
+def add_device_options(parser: argparse.ArgumentParser, precision_default: str = "auto"
+                       ) -> None:
     """``--accelerator``, ``--devices`` (the first device is used) and ``--precision`` of a
-    single-process command; the old ``--device cpu|cuda|cuda:N`` still works, with a warning."""
-    names = ("accelerator", "devices", "precision") if precision else ("accelerator", "devices")
-    add_settings(parser, (), names, title="hardware")
+    single-process command; the old ``--device cpu|cuda|cuda:N`` still works, with a warning.
+
+    ``--precision`` is the one setting of the schema (Lightning's names, old spellings with a
+    warning) in every command; ``precision_default`` is what this command uses when it is
+    not given (read it with `precision_of`).
+    """
+    group = parser.add_argument_group("hardware")
+    add_setting(group, "accelerator")
+    add_setting(group, "devices")
+    add_setting(group, "precision", default=precision_default)
 
     def device_settings(text: str) -> dict[str, str]:
         from vpr.hardware import device_settings as settings_of  # torch: only when used
@@ -194,9 +207,9 @@ def device_of(args: argparse.Namespace) -> str:
                              settings.get("devices", "auto")))
 
 
-def precision_of(args: argparse.Namespace) -> str:
-    """``--precision`` of a single-process command (``auto`` when not given)."""
-    return explicit_settings(args).get("precision", "auto")
+def precision_of(args: argparse.Namespace, default: str = "auto") -> str:
+    """``--precision`` of a single-process command (``default`` when not given)."""
+    return explicit_settings(args).get("precision", default)
 
 
 def add_switch(parser: argparse._ActionsContainer, name: str, help: str,  # noqa: A002

@@ -53,11 +53,16 @@ def add_parser(subparsers) -> None:
                         help="ivf/ivfpq indexes: lists visited per query (default: as built)")
     add_runtime_options(parser)
     add_geo_prior_options(parser)
+    add_min_confidence_option(parser)
+    add_rerank_options(parser)
+    parser.set_defaults(func=run)
+
+
+def add_min_confidence_option(parser: argparse.ArgumentParser) -> None:
+    """``--min_confidence X`` of `vpr locate` and `vpr serve` (`locate(min_confidence=)`)."""
     parser.add_argument("--min_confidence", type=float, default=None, metavar="X",
                         help="report a prediction whose confidence is below X (in [0, 1]) as "
                              "unknown (default: always give the prediction)")
-    add_rerank_options(parser)
-    parser.set_defaults(func=run)
 
 
 def _photos(items: list[str]) -> list[Path]:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import logging
 
-from vpr.cli.flags import add_device_options, device_of
+from vpr.cli.flags import add_device_options, device_of, precision_of
+from vpr.cli.locate import add_min_confidence_option
 from vpr.cli.published import (
     MOVED_WEIGHTS_HELP,
     add_published_model_options,
@@ -38,10 +39,11 @@ def add_parser(subparsers) -> None:
                         help="matches per photo when a request does not say (default: 5)")
     parser.add_argument("--radius", type=float, default=25.0,
                         help="matches within this many metres form a cluster (default: 25)")
+    add_min_confidence_option(parser)
     parser.add_argument("--ckpt_path", default=None,
                         help="the index's checkpoint, if it moved (checked by sha256)")
     add_published_model_options(parser, weights_help=MOVED_WEIGHTS_HELP)
-    add_device_options(parser, precision=False)
+    add_device_options(parser)
     parser.add_argument("--nprobe", type=int, default=None,
                         help="ivf/ivfpq indexes: lists visited per query (default: as built)")
     parser.add_argument("--log_level", default="info",
@@ -95,16 +97,20 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=getattr(logging, args.log_level.upper()),
                         format="%(levelname)s: %(message)s")
     from vpr.locate import LocationIndex
+    from vpr.locate.predict import check_min_confidence
 
+    check_min_confidence(args.min_confidence)  # before any worker starts
     batching = read_batching_options(args)
     workers = batching.pop("workers")
     moved = model_file_of_index(LocationIndex.load(args.index), args)
     options = dict(index_path=args.index, ckpt_path=moved, top_k=args.top_k,
                    radius_m=args.radius, max_upload_mb=args.max_upload_mb,
-                   device=device_of(args), nprobe=args.nprobe, max_decodes=args.max_decodes,
+                   device=device_of(args), precision=precision_of(args),
+                   nprobe=args.nprobe, max_decodes=args.max_decodes,
                    max_pixels=args.max_pixels, read_timeout=args.read_timeout,
                    max_batch_files=args.max_batch_files, max_batch_mb=args.max_batch_mb,
-                   rerank=rerank_settings(args), runtime=runtime_from_args(args), **batching)
+                   rerank=rerank_settings(args), runtime=runtime_from_args(args),
+                   min_confidence=args.min_confidence, **batching)
     try:
         if workers > 1:
             from vpr.serve.workers import serve_workers

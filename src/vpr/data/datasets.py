@@ -30,7 +30,7 @@ def check_images_per_place(img_per_place: int, min_img_per_place: int) -> None:
     """Refuses a K (images per place in a batch) that some kept place could not provide."""
     if img_per_place > min_img_per_place:
         raise ValueError(
-            f"--img_per_place ({img_per_place}) must not exceed --min_img_per_place "
+            f"img_per_place ({img_per_place}) must not exceed min_img_per_place "
             f"({min_img_per_place}): a place could not provide that many distinct images"
         )
 
@@ -78,7 +78,7 @@ class TrainPlaces(Dataset):
         if not self.place_ids:
             raise ValueError(
                 f"{self.root}: no place has at least {min_img_per_place} images "
-                f"({len(images_per_place)} places found); lower --min_img_per_place"
+                f"({len(images_per_place)} places found); lower min_img_per_place"
             )
         self.images_per_place = [images_per_place[place] for place in self.place_ids]
         dropped = len(images_per_place) - len(self.place_ids)
@@ -193,7 +193,7 @@ class RetrievalSet(Dataset):
             path, problem = next(iter(self.bad_images.items()))
             raise BadImageError(
                 f"{path}: cannot read image ({problem}); {len(self.bad_images)} bad image(s) in "
-                f"{self.root}. Fix or remove them, or pass --skip_bad_images to leave them out"
+                f"{self.root}. Fix or remove them, or leave them out with skip_bad_images"
             )
         if self.bad_images:
             logger.warning("%s: leaving out %d unreadable images: %s", self.root,

@@ -131,7 +131,7 @@ class GSVCitiesPlaces(TrainPlaces):
                                 if len(paths) >= min_img_per_place)
         if not self.place_ids:
             raise ValueError(f"{self.root}: no place has at least {min_img_per_place} images "
-                             f"({len(images_per_place)} places found); lower --min_img_per_place")
+                             f"({len(images_per_place)} places found); lower min_img_per_place")
         self.images_per_place = [images_per_place[place] for place in self.place_ids]
         if check_files:
             missing = [path for paths in self.images_per_place for path in paths
@@ -151,7 +151,7 @@ class GSVCitiesPlaces(TrainPlaces):
 def train_places_type(root: str | Path, train_format: str = "auto") -> type[TrainPlaces]:
     """The training set class for ``root``: GSV-Cities when asked or detected, else GSV-XS."""
     if train_format not in TRAIN_FORMATS:
-        raise ValueError(f"--train_format {train_format}: unknown; valid: "
+        raise ValueError(f"train_format {train_format!r}: unknown; valid: "
                          f"{', '.join(TRAIN_FORMATS)}")
     if train_format == "gsv_cities" or (train_format == "auto" and is_gsv_cities_root(root)):
         return GSVCitiesPlaces

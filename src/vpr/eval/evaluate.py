@@ -1,7 +1,8 @@
 """The one evaluation: descriptors of a retrieval set in, recalls, reports and images out.
 
-Validation, `vpr test` and the demo's untrained baseline all end here: `VPRModule` only
-computes the descriptors, this function searches, measures and writes. A test's
+Validation, `vpr test`, the demo's untrained baseline, `vpr benchmark` (its protocol's
+Recall@N, re-ranked or not) and `vpr export --int8 --test_path` all end here: descriptors
+come from `vpr.eval.extract`, this function searches, re-ranks, measures and writes. A test's
 ``results.json`` is written once, here, with whatever the caller adds (``extra``).
 """
 

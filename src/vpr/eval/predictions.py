@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
+from vpr.data.images import apply_orientation, image_orientation
+
 # Frame colours of a prediction: pure colours survive JPEG compression best.
 CORRECT_COLOUR = (0, 255, 0)
 WRONG_COLOUR = (255, 0, 0)
@@ -21,7 +23,8 @@ def _load_tile(path: str | Path, height: int, frame: int, colour: tuple[int, int
     """Opens ``path`` resized to ``height`` and framed in ``colour``; grey if unreadable."""
     try:
         with Image.open(path) as image:
-            image = image.convert("RGB")
+            orientation = image_orientation(image)
+            image = apply_orientation(image.convert("RGB"), orientation)
         width = max(1, round(image.width * height / image.height))
         image = image.resize((width, height))
     except OSError:

@@ -1,13 +1,33 @@
-"""Recall@N of an exported model on a test set, to see what int8 costs."""
+"""Recall@N of an exported model on a test set, to see what int8 costs.
+
+The descriptors come from `vpr.eval.extract.extract_descriptors` and the recalls from
+`vpr.eval.evaluate.evaluate_set`, as for `vpr test`: only the runner differs.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import numpy as np
 import torch
+from torch import nn
 
-from vpr.export.parity import describe, normalise
+from vpr.inputs.batch_augment import InputTransform
+
+
+class RunnerModel(nn.Module):
+    """A runner (float images -> descriptors: ONNX Runtime, TorchScript...) as a model
+    `extract_descriptors` can use, with the normalisation it expects."""
+
+    def __init__(self, run: Callable[[torch.Tensor], torch.Tensor], mean: Sequence[float],
+                 std: Sequence[float]) -> None:
+        super().__init__()
+        self.run = run
+        self.input_transform = InputTransform(mean=tuple(mean), std=tuple(std))
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return torch.as_tensor(np.asarray(self.run(images), np.float32))
 
 
 def recall_of(run: Callable[[torch.Tensor], torch.Tensor], test_path: str | Path,
@@ -23,20 +43,16 @@ def recall_of(run: Callable[[torch.Tensor], torch.Tensor], test_path: str | Path
         n_values: the N of Recall@N.
         batch_size: images per call of ``run``.
     """
+    from vpr.config.schema import EvalConfig
     from vpr.data.datasets import RetrievalSet
-    from vpr.eval.metrics import recall_at_n
-    from vpr.eval.search import search
+    from vpr.eval.evaluate import evaluate_set
+    from vpr.eval.extract import extract_descriptors
     from vpr.inputs.decode import UInt8Reader
 
     dataset = RetrievalSet(test_path, transform=None, reader=UInt8Reader(image_size))
-    descriptors = []
-    for start in range(0, len(dataset), batch_size):
-        stop = min(start + batch_size, len(dataset))
-        images = torch.stack([dataset[item][0] for item in range(start, stop)])
-        descriptors.append(describe(run, normalise(images, mean, std), batch_size))
-    import numpy as np
-
-    everything = np.concatenate(descriptors)
-    database, queries = everything[: dataset.database_num], everything[dataset.database_num :]
-    _, predictions = search(database, queries, max(n_values))
-    return recall_at_n(predictions, dataset.positives_per_query, n_values)
+    descriptors = extract_descriptors(RunnerModel(run, mean, std), dataset,
+                                      batch_size=batch_size, device="cpu",
+                                      precision="32-true", progress=False)
+    settings = EvalConfig(recall_values=tuple(sorted(set(n_values))), group_rule="none")
+    result = evaluate_set(dataset, descriptors, settings)
+    return {n: result["recalls"][f"R@{n}"] for n in n_values}

@@ -92,14 +92,14 @@ def extractor_for_build(choice: RuntimeChoice | None, module: nn.Module,
         device: where extraction runs (``cpu``, ``cuda``...).
 
     Raises:
-        ExportError: ``onnx`` without --onnx_model, or a model exported from another
+        ExportError: ``onnx`` without ``onnx_model``, or a model exported from another
             checkpoint.
     """
     choice = choice or RuntimeChoice(name="torch")
     if not _wants_onnx(choice, choice.onnx_model is not None, device):
         return module, {"name": "torch"}
     if choice.onnx_model is None:
-        raise ExportError("--runtime onnx needs --onnx_model, a .onnx file of `vpr export`")
+        raise ExportError("runtime 'onnx' needs onnx_model, a .onnx file of `vpr export`")
     extractor = OnnxExtractor(choice.onnx_model, choice.threads)
     source = extractor.sidecar.get("source", {})
     if source.get("sha256") != model_meta["sha256"]:
@@ -130,19 +130,19 @@ def extractor_for_index(choice: RuntimeChoice | None, model_meta: dict[str, Any]
     recorded = model_meta.get("runtime") or {"name": "torch"}  # indexes before runtimes
     if choice.name not in ("auto", recorded["name"]):
         raise ExportError(
-            f"index {index_path} was built with --runtime {recorded['name']}"
+            f"index {index_path} was built with runtime {recorded['name']!r}"
             + (f" ({recorded.get('model')})" if recorded["name"] == "onnx" else "")
-            + f"; describing photos with --runtime {choice.name} would mix descriptors of two "
-            "models: use --runtime auto, or build another index")
+            + f"; describing photos with runtime {choice.name!r} would mix descriptors of two "
+            "models: use runtime 'auto', or build another index")
     if recorded["name"] == "torch":
         if choice.onnx_model is not None:
-            raise ExportError(f"--onnx_model: index {index_path} was built with torch, not an "
-                              "exported model; leave --onnx_model out")
+            raise ExportError(f"onnx_model: index {index_path} was built with torch, not an "
+                              "exported model; leave onnx_model out")
         return None
     path = Path(choice.onnx_model or recorded["model"])
     if not path.is_file():
         raise ExportError(f"{path}: the exported model of index {index_path} is not there; "
-                          "pass --onnx_model with its current location")
+                          "pass onnx_model with its current location")
     if file_sha256(path) != recorded["sha256"]:
         raise ExportError(
             f"{path} is not the exported model index {index_path} was built with "

@@ -56,14 +56,14 @@ def from_checkpoint(ckpt_path: str | Path,
 
     ckpt_path = Path(ckpt_path)
     if not ckpt_path.is_file():
-        raise ExportError(f"{ckpt_path}: checkpoint not found (--ckpt_path)")
+        raise ExportError(f"{ckpt_path}: checkpoint not found (ckpt_path)")
     module = load_module(ckpt_path)  # never fetches backbone weights
     hparams = dict(module.hparams)
     size = image_size or hparams.get("image_size")
     if not size:
         raise ExportError(
             f"{ckpt_path} was trained at the images' native size: an exported graph has one "
-            "input size, pass it with --image_size H W (e.g. your images' size)")
+            "input size, give it as image_size (H, W), e.g. your images' size")
     model = module.model.eval()
     return ExportSource(
         model=model,
@@ -98,8 +98,8 @@ def from_published(name: str, weights: str | Path | None = None,
     size = preprocessing.image_size
     if not size:
         raise ExportError(
-            f"--model {spec.key} describes images at their native size: an exported graph has "
-            "one input size, pass it with --image_size H W (e.g. your images' size)")
+            f"{spec.key} describes images at their native size: an exported graph has one input "
+            "size, give it as image_size (H, W), e.g. your images' size")
     model = model.eval()
     return ExportSource(
         model=model,

@@ -36,9 +36,9 @@ class CachedReader:
         needed = int(torch.Size(shape).numel())
         if max_bytes is not None and needed > max_bytes:
             raise MemoryError(
-                f"--cache_images needs {needed / 2**30:.1f} GiB for {len(self.slot)} images at "
+                f"cache_images needs {needed / 2**30:.1f} GiB for {len(self.slot)} images at "
                 f"{image_size[0]}x{image_size[1]}, more than the {max_bytes / 2**30:.1f} GiB "
-                "allowed; drop --cache_images or lower --image_size"
+                "allowed; turn off cache_images or lower image_size"
             )
         self.images = torch.empty(shape, dtype=torch.uint8).share_memory_()
         self.filled = torch.zeros(len(self.slot), dtype=torch.bool).share_memory_()

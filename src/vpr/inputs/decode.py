@@ -5,6 +5,9 @@ into a uint8 (3,H,W) tensor and resizes it in uint8, leaving the float conversio
 augmentation and normalisation to the device (`vpr.inputs.batch_augment`). A worker thus
 does a quarter of the memory traffic of the seed's float pipeline, and batches travel to
 the accelerator as uint8.
+
+The stored pixels are turned upright by the file's EXIF orientation (`vpr.inputs.orientation`),
+read from the header the checks open anyway, so these tensors are `open_rgb`'s pixels.
 """
 
 from __future__ import annotations
@@ -15,11 +18,12 @@ import torch
 from torchvision.io import ImageReadMode, decode_image, read_file
 from torchvision.transforms.v2 import functional as TF
 
-from vpr.data.images import BadImageError, check_image_header, open_rgb
+from vpr.data.images import BadImageError, open_rgb, read_image_header
+from vpr.inputs.orientation import orient_tensor
 
 
 def read_uint8(path: str | Path) -> torch.Tensor:
-    """Decodes an image file to an RGB uint8 tensor (3,H,W).
+    """Decodes an image file to an upright RGB uint8 tensor (3,H,W).
 
     The header is checked first (with Pillow, without decoding): an empty, truncated or
     non-image file, or a decompression bomb, raises before any pixel is decoded. Formats
@@ -28,20 +32,21 @@ def read_uint8(path: str | Path) -> torch.Tensor:
     Raises:
         BadImageError: the file cannot be read as an image; the message names it.
     """
-    problem = check_image_header(path)
-    if problem:
-        raise BadImageError(f"{path}: cannot read image ({problem})")
+    header = read_image_header(path)
+    if header.problem:
+        raise BadImageError(f"{path}: cannot read image ({header.problem})")
     try:
         image = decode_image(read_file(str(path)), mode=ImageReadMode.RGB)
         if image.dtype == torch.uint8 and image.shape[0] == 3:
-            return image
+            return orient_tensor(image, header.orientation)
     except (RuntimeError, ValueError, OSError):
         pass
-    return TF.pil_to_tensor(open_rgb(path))
+    return TF.pil_to_tensor(open_rgb(path))  # open_rgb orients it
 
 
 class UInt8Reader:
-    """``path -> uint8 (3,H,W)`` at ``image_size`` (None keeps the native size); picklable.
+    """``path -> uint8 (3,H,W)`` upright, at ``image_size`` (None keeps the native size);
+    picklable.
 
     Resizing in uint8 (antialiased, as the float pipeline) keeps the worker's work and the
     batch small.

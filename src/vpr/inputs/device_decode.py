@@ -10,6 +10,10 @@ it is the same libjpeg-turbo the workers use, so both modes give the same pixels
 Files that are not JPEGs (PNG, WebP...) are decoded in the worker as usual and travel as
 uint8 images inside the same batch. A JPEG that passes the header checks but fails to
 decode on the device is decoded again alone, then with Pillow, before an error names it.
+
+nvjpeg does not read EXIF: each JPEG's orientation travels beside its bytes (read from the
+header the worker checks) and the decoded image is turned upright on the device
+(`vpr.inputs.orientation`) before it is resized, so both modes give `open_rgb`'s pixels.
 """
 
 from __future__ import annotations
@@ -23,9 +27,10 @@ from torch.utils.data import default_collate
 from torchvision.io import ImageReadMode, decode_jpeg, read_file
 from torchvision.transforms.v2 import functional as TF
 
-from vpr.data.images import BadImageError, check_image_header
+from vpr.data.images import BadImageError, read_image_header
 from vpr.hardware import device_decode_available  # noqa: F401 - where it used to live
 from vpr.inputs.decode import UInt8Reader
+from vpr.inputs.orientation import orient_tensor
 
 JPEG_START = b"\xff\xd8\xff"
 
@@ -38,13 +43,17 @@ class EncodedBatch:
         paths: the file of each image, for error messages.
         image_size: (height, width) every decoded image is resized to; None keeps the native
             size (then all images of a batch must have the same size).
+        orientations: the EXIF orientation of each still-encoded image, applied once it is
+            decoded (None: all 1; decoded images are already upright).
     """
 
     def __init__(self, items: Sequence[torch.Tensor], paths: Sequence[str],
-                 image_size: tuple[int, int] | None) -> None:
+                 image_size: tuple[int, int] | None,
+                 orientations: Sequence[int] | None = None) -> None:
         self.items = list(items)
         self.paths = [str(path) for path in paths]
         self.image_size = tuple(image_size) if image_size else None
+        self.orientations = list(orientations) if orientations else [1] * len(self.items)
 
     def __len__(self) -> int:
         return len(self.items)
@@ -61,11 +70,13 @@ class EncodedBatch:
                   else torch.empty(0, dtype=torch.uint8))
         return {"packed": packed, "lengths": [self.items[index].numel() for index in encoded],
                 "encoded": encoded, "paths": self.paths, "image_size": self.image_size,
+                "orientations": self.orientations,
                 "decoded": {index: item for index, item in enumerate(self.items)
                             if item.dim() != 1}}
 
     def __setstate__(self, state: dict) -> None:
         self.paths, self.image_size = state["paths"], state["image_size"]
+        self.orientations = state["orientations"]
         self.items = [None] * len(self.paths)
         for index, data in zip(state["encoded"], torch.split(state["packed"], state["lengths"])):
             self.items[index] = data
@@ -77,10 +88,11 @@ class EncodedBatch:
         if not batches:
             raise ValueError("no batch to concatenate")
         return cls([item for batch in batches for item in batch.items],
-                   [path for batch in batches for path in batch.paths], batches[0].image_size)
+                   [path for batch in batches for path in batch.paths], batches[0].image_size,
+                   [orientation for batch in batches for orientation in batch.orientations])
 
     def decode(self, device: str | torch.device) -> torch.Tensor:
-        """All images as one uint8 (N,3,H,W) tensor on ``device``, in batch order."""
+        """All images, upright, as one uint8 (N,3,H,W) tensor on ``device``, in batch order."""
         device = torch.device(device)
         images: list[torch.Tensor | None] = [None] * len(self.items)
         encoded = [index for index, item in enumerate(self.items) if item.dim() == 1]
@@ -91,7 +103,7 @@ class EncodedBatch:
             except RuntimeError:  # one bad file fails the whole call: find it
                 decoded = [self._decode_one(index, device) for index in encoded]
             for index, image in zip(encoded, decoded):
-                images[index] = image
+                images[index] = orient_tensor(image, self.orientations[index])
         for index, item in enumerate(self.items):
             if images[index] is None:
                 images[index] = item.to(device, non_blocking=True)
@@ -110,8 +122,8 @@ class EncodedBatch:
             except (OSError, UnidentifiedImageError, ValueError) as error:
                 raise BadImageError(
                     f"{self.paths[index]}: cannot decode JPEG ({device_error}; Pillow: {error}). "
-                    "Find such files with `vpr data check`, or decode in the workers with "
-                    "--decode worker"
+                    "Find such files with `vpr data check`, or decode in the workers "
+                    "(decode='worker')"
                 ) from error
 
     def _resize_and_stack(self, images: list[torch.Tensor]) -> torch.Tensor:
@@ -120,7 +132,7 @@ class EncodedBatch:
             if len(shapes) > 1:
                 raise ValueError(
                     f"images of different sizes in one batch ({sorted(shapes)[:3]}...), e.g. "
-                    f"{self.paths[0]}; pass --image_size to resize them to one size")
+                    f"{self.paths[0]}; set image_size to resize them to one size")
             return torch.stack(images)
         size = list(self.image_size)
         out = torch.empty((len(images), 3, *size), dtype=torch.uint8, device=images[0].device)
@@ -139,7 +151,8 @@ class EncodedReader:
     """``path -> EncodedBatch`` of one image, for ``--decode device``; picklable.
 
     A JPEG is checked (header and end marker, as `vpr.inputs.decode.read_uint8` does) and read
-    as bytes; any other format is decoded and resized here by `UInt8Reader`.
+    as bytes, with its EXIF orientation; any other format is decoded and resized here by
+    `UInt8Reader`.
 
     Raises:
         BadImageError: the file cannot be read as an image; the message names it.
@@ -150,13 +163,13 @@ class EncodedReader:
         self.fallback = UInt8Reader(self.image_size)
 
     def __call__(self, path: str | Path) -> EncodedBatch:
-        problem = check_image_header(path)
-        if problem:
-            raise BadImageError(f"{path}: cannot read image ({problem})")
+        header = read_image_header(path)
+        if header.problem:
+            raise BadImageError(f"{path}: cannot read image ({header.problem})")
         data = read_file(str(path))
-        if bytes(data[:3].tolist()) != JPEG_START:
+        if bytes(data[:3].tolist()) != JPEG_START:  # decoded (and turned upright) here
             return EncodedBatch([self.fallback(path)], [path], self.image_size)
-        return EncodedBatch([data], [path], self.image_size)
+        return EncodedBatch([data], [path], self.image_size, [header.orientation])
 
 
 def stack_images(images: Sequence[torch.Tensor | EncodedBatch]) -> torch.Tensor | EncodedBatch:

@@ -2,10 +2,11 @@
 
 `build_on_devices` starts ``devices x num_nodes`` processes through Lightning Fabric (DDP:
 gloo on CPUs, NCCL on GPUs); the image list is split into contiguous shards, one per rank,
-and each rank writes its shard's descriptors into its rows of one memory-mapped ``.npy``
-file. Rank 0 holds the index's lock and does everything else (metadata, faiss index,
-publishing), exactly as `LocationIndex.build` does in one process, so the merged index is
-the single-process one: same rows in the same order, same descriptors.
+and each rank writes its shard's descriptors straight into its rows of one memory-mapped
+``.npy`` file (`vpr.eval.extract.extract_descriptors` with ``into``). Rank 0 holds the
+index's lock and does everything else (metadata, faiss index, publishing), exactly as
+`LocationIndex.build` does in one process, so the merged index is the single-process one:
+same rows in the same order, same descriptors.
 
 Every rank must see the same paths: the database and the index folder on a file system
 shared by the machines (one machine: any folder). With ``num_nodes > 1`` the cluster's
@@ -35,10 +36,6 @@ from vpr.locate.index import (
 )
 
 logger = logging.getLogger(__name__)
-
-# Rows copied from a rank's shard into the shared file at a time.
-COPY_ROWS = 65536
-
 
 def shard_bounds(rows: int, world_size: int, rank: int) -> tuple[int, int]:
     """The contiguous ``[start, end)`` rows of ``rank``: sizes differ by at most one."""
@@ -71,14 +68,13 @@ def describe_on_ranks(fabric: Any, module: Any, paths: Sequence[Path], meta: dic
     logger.info("rank %d of %d: describing images %d to %d", fabric.global_rank,
                 fabric.world_size, start, end - 1)
     if end > start:
-        shard = _extract(module, paths[start:end], meta, None, batch_size, num_workers,
-                         str(fabric.device), precision, progress and fabric.global_rank == 0)
+        # Straight into this rank's rows of the shared file: no copy of the shard in memory.
         rows = open_memmap(out_path, mode="r+")
-        for first in range(0, end - start, COPY_ROWS):
-            last = min(first + COPY_ROWS, end - start)
-            rows[start + first : start + last] = shard[first:last]
+        _extract(module, paths[start:end], meta, None, batch_size, num_workers,
+                 str(fabric.device), precision, progress and fabric.global_rank == 0,
+                 into=rows[start:end])
         rows.flush()
-        del rows, shard
+        del rows
     fabric.barrier()
     return np.load(out_path, mmap_mode="r") if fabric.global_rank == 0 else None
 
@@ -117,7 +113,7 @@ def build_on_devices(
         The index on rank 0; None on the other ranks.
     """
     if devices < 1 or num_nodes < 1:
-        raise ValueError(f"--devices and --num_nodes must be >= 1, got {devices} and "
+        raise ValueError(f"devices and num_nodes must be >= 1, got {devices} and "
                          f"{num_nodes}")
     options = dict(index_type=index_type, batch_size=batch_size, num_workers=num_workers,
                    device=device, precision=precision, overwrite=overwrite, progress=progress,
@@ -127,7 +123,7 @@ def build_on_devices(
         return LocationIndex.build(out, ckpt_path, database, **options)
     # Checked on every rank before any waits for another: an error stops all of them.
     if storage.is_index(Path(out)) and not overwrite:
-        raise LocationIndexError(f"{out} already exists; pass --overwrite to replace it")
+        raise LocationIndexError(f"{out} already exists; set overwrite to replace it")
     from lightning.fabric import Fabric
 
     fabric = Fabric(accelerator=_accelerator(device), devices=devices, num_nodes=num_nodes,

@@ -23,7 +23,7 @@ EARTH_RADIUS_M = 6_371_008.8
 
 
 class GeoPriorError(ValueError):
-    """A malformed --near / --radius."""
+    """A malformed ``near`` / radius, or a prior no indexed image lies within."""
 
 
 def parse_near(text: str) -> tuple[float, float]:
@@ -36,11 +36,11 @@ def parse_near(text: str) -> tuple[float, float]:
     try:
         latitude, longitude = (float(part) for part in parts)
     except ValueError:
-        raise GeoPriorError(f"--near {text!r}: expected LAT,LON in degrees, e.g. 48.8584,2.2945"
+        raise GeoPriorError(f"near {text!r}: expected LAT,LON in degrees, e.g. 48.8584,2.2945"
                             ) from None
     if not (math.isfinite(latitude) and math.isfinite(longitude)) or abs(latitude) > 90 \
             or abs(longitude) > 180:
-        raise GeoPriorError(f"--near {text!r}: latitude must be in [-90, 90] and longitude in "
+        raise GeoPriorError(f"near {text!r}: latitude must be in [-90, 90] and longitude in "
                             "[-180, 180]")
     return latitude, longitude
 
@@ -48,7 +48,7 @@ def parse_near(text: str) -> tuple[float, float]:
 def check_radius(radius_m: float) -> float:
     """The radius of a geographic prior, checked to be a positive number of metres."""
     if not (isinstance(radius_m, (int, float)) and math.isfinite(radius_m) and radius_m > 0):
-        raise GeoPriorError(f"--near radius must be a positive number of metres, got {radius_m}")
+        raise GeoPriorError(f"near radius must be a positive number of metres, got {radius_m}")
     return float(radius_m)
 
 

@@ -314,13 +314,13 @@ def _recover_if_free(index: Path) -> None:
 
 def _extract(module: Any, paths: Sequence[Path], meta: dict[str, Any], out_path: Path | None,
              batch_size: int, num_workers: int, device: str, precision: str | None,
-             progress: bool) -> np.ndarray:
+             progress: bool, into: np.ndarray | None = None) -> np.ndarray:
     from vpr.eval.extract import ImageFolderDataset, extract_descriptors
 
     dataset = ImageFolderDataset(paths, reader=_reader(meta, device))
     return extract_descriptors(module, dataset, out_path=out_path, batch_size=batch_size,
                                num_workers=num_workers, device=device, precision=precision,
-                               progress=progress)
+                               progress=progress, into=into)
 
 
 def resolve_device(device: str) -> str:
@@ -557,18 +557,18 @@ class LocationIndex:
             )
         # Fail before the long extraction, not after it.
         if storage.is_index(out) and not overwrite:
-            raise LocationIndexError(f"{out} already exists; pass --overwrite to replace it")
+            raise LocationIndexError(f"{out} already exists; set overwrite to replace it")
         if (ckpt_path is None) == (model is None):
-            raise LocationIndexError("give a checkpoint (--ckpt_path) or a published model "
-                                     "(--model), not both")
+            raise LocationIndexError("give a checkpoint (ckpt_path) or a published model "
+                                     "(model), not both")
         published = None if model is None else {"model": model, "weights": weights,
                                                  "image_size": image_size}
         storage.restore_legacy_rename(out)
         if out.exists() and not out.is_dir():
-            raise LocationIndexError(f"--out {out} is a file, not an index folder")
+            raise LocationIndexError(f"{out} is a file, not an index folder")
         if out.is_dir() and not storage.is_index(out) and any(
                 entry.name != storage.LOCK_FILE for entry in out.iterdir()):
-            raise LocationIndexError(f"--out {out} is a folder that is not a location index; "
+            raise LocationIndexError(f"{out} is a folder that is not a location index; "
                                      "choose a new or empty folder")
         created = not out.exists()
         out.mkdir(parents=True, exist_ok=True)
@@ -582,7 +582,7 @@ class LocationIndex:
                 # Checked again: another writer may have built it while this one waited.
                 if storage.is_index(out) and not overwrite:
                     raise LocationIndexError(
-                        f"{out} already exists; pass --overwrite to replace it")
+                        f"{out} already exists; set overwrite to replace it")
                 cls._build_locked(out, Path(ckpt_path) if ckpt_path else None, database,
                                   index_type, describe, index_options, published,
                                   runtime=runtime, device=resolve_device(device))
@@ -801,7 +801,7 @@ class LocationIndex:
         path = Path(ckpt_path or recorded["checkpoint"])
         if not path.is_file():
             raise LocationIndexError(
-                f"{path}: the checkpoint of index {self.path} is not there; pass --ckpt_path "
+                f"{path}: the checkpoint of index {self.path} is not there; pass ckpt_path "
                 "with its current location"
             )
         if sha256_of(path) != recorded["sha256"]:
@@ -825,7 +825,7 @@ class LocationIndex:
         except FileNotFoundError:
             raise LocationIndexError(
                 f"{source}: the weights of index {self.path} ({recorded['published_model']}) "
-                "are not there; pass --weights with their current location") from None
+                "are not there; pass weights with their current location") from None
         if sha256_of(path) != recorded["sha256"]:
             raise LocationIndexError(
                 f"{path} is not the weights file index {self.path} was built with "

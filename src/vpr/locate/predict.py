@@ -21,7 +21,8 @@ as similar as the best one inside, and is lower still when the matches scatter. 
 With re-ranking (``locate(..., reranker=...)``), verified inliers join the similarities:
 a match's weight is also multiplied by ``exp((inliers_i - most inliers) / INLIER_TEMPERATURE)``
 and the margin is the larger of the similarity margin and ``(most inliers in the cluster -
-most outside) / INLIER_MARGIN_SCALE`` (clipped to [0, 1]); see `predict_location`.
+most outside) / INLIER_MARGIN_SCALE`` (clipped to [0, 1]); see `predict_location`. Each
+re-ranked match also keeps its best verified correspondences (`vpr.locate.evidence`).
 With ``min_confidence``, a prediction below it becomes unknown: no location, and a reason.
 """
 
@@ -34,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from vpr.locate.evidence import MAX_KEYPOINT_PAIRS, image_size, keypoint_pairs
 from vpr.locate.geo import GeoPriorError
 from vpr.locate.index import LocationIndex, resolve_device
 
@@ -69,6 +71,10 @@ class Match:
     distance_to_prediction_m: float | None
     in_cluster: bool
     inliers: int | None = None  # verified inliers, with re-ranking
+    # With re-ranking: the best inlier correspondences as fractions of each image's size,
+    # [x_photo, y_photo, x_match, y_match] (`vpr.locate.evidence`); absent from to_dict()
+    # otherwise.
+    keypoint_pairs: list[list[float]] | None = None
 
 
 @dataclass
@@ -96,6 +102,9 @@ class LocateResult:
     def to_dict(self) -> dict[str, Any]:
         """Plain data (JSON-ready), with ``location`` (None when unknown) and ``reason``."""
         data = asdict(self)
+        for match in data["matches"]:
+            if match["keypoint_pairs"] is None:  # no re-ranking: nothing to draw
+                del match["keypoint_pairs"]
         reason = self.unknown_reason
         if self.unknown and reason is None:
             reason = "no match found"
@@ -210,11 +219,14 @@ def _distance_to_prediction(record: dict[str, Any], latitude: float | None,
 
 
 def _result(photo: str, index: LocationIndex, similarities: np.ndarray, items: np.ndarray,
-            radius_m: float, inliers: np.ndarray | None = None) -> LocateResult:
+            radius_m: float, inliers: np.ndarray | None = None,
+            pairs: Sequence[np.ndarray | None] | None = None) -> LocateResult:
     keep = items >= 0  # approximate indexes may return fewer than k neighbours
     similarities, items = similarities[keep], items[keep]
     if inliers is not None:
         inliers = inliers[keep]
+    if pairs is not None:
+        pairs = [item for item, kept in zip(pairs, keep) if kept]
     if len(items) == 0:
         return LocateResult(photo, None, None, None, None, None, "", 0.0, 0, radius_m, [])
     records = [index.record(int(item)) for item in items]
@@ -229,9 +241,13 @@ def _result(photo: str, index: LocationIndex, similarities: np.ndarray, items: n
         [records[i]["latitude"] for i in members], [records[i]["longitude"] for i in members],
         weights,
     )
+    photo_size = image_size(photo) if pairs is not None else None
     matches = []
     for rank, (record, similarity) in enumerate(zip(records, similarities), 1):
         distance = _distance_to_prediction(record, latitude, longitude)
+        evidence = None
+        if pairs is not None and pairs[rank - 1] is not None:
+            evidence = keypoint_pairs(pairs[rank - 1], photo_size, image_size(record["path"]))
         matches.append(Match(
             rank=rank, path=record["path"], similarity=round(float(similarity), 6),
             utm_east=record["utm_east"], utm_north=record["utm_north"],
@@ -240,6 +256,7 @@ def _result(photo: str, index: LocationIndex, similarities: np.ndarray, items: n
             distance_to_prediction_m=distance,
             in_cluster=bool(prediction.members[rank - 1]),
             inliers=None if inliers is None else int(inliers[rank - 1]),
+            keypoint_pairs=evidence,
         ))
     return LocateResult(
         photo=photo, latitude=latitude, longitude=longitude,
@@ -275,9 +292,15 @@ def prior_ids(index: LocationIndex, prior: GeoPrior | None) -> np.ndarray | None
         without = index.store.count_without_latlon()
         note = f" ({without} of its images have no latitude/longitude)" if without else ""
         raise GeoPriorError(
-            f"--near: no image of index {index.path} lies within {prior}{note}; widen "
-            "--near_radius or drop --near")
+            f"near: no image of index {index.path} lies within {prior}{note}; widen "
+            "near_radius or drop near")
     return ids
+
+
+def check_min_confidence(min_confidence: float | None) -> None:
+    """Raises ValueError unless ``min_confidence`` is None or in [0, 1]."""
+    if min_confidence is not None and not 0.0 <= min_confidence <= 1.0:
+        raise ValueError(f"min_confidence must be in [0, 1], got {min_confidence}")
 
 
 def locate_descriptors(
@@ -295,27 +318,28 @@ def locate_descriptors(
     ``photos`` must be readable image files when a ``reranker`` is given (their local
     features are compared with the candidates'); otherwise they are only labels.
     """
-    if min_confidence is not None and not 0.0 <= min_confidence <= 1.0:
-        raise ValueError(f"--min_confidence must be in [0, 1], got {min_confidence}")
+    check_min_confidence(min_confidence)
     ids = prior_ids(index, prior)
-    inliers = None
+    inliers = pairs = None
     if reranker is None:
         similarities, items = index.search(descriptors, top_k, ids=ids)
     else:
         similarities, items = index.search(descriptors, max(top_k, reranker.top_k), ids=ids)
         database = reranker.database_features(index.paths, index.path / "rerank")
         reranked = reranker.rerank([Path(photo) for photo in photos], items, similarities,
-                                   database)
+                                   database, pairs=MAX_KEYPOINT_PAIRS)
         similarities, items = reranked.similarities[:, :top_k], reranked.candidates[:, :top_k]
         inliers = reranked.inliers[:, :top_k]
+        pairs = [row[:top_k] for row in reranked.pairs or [[None] * top_k] * len(photos)]
     results = [_result(str(photo), index, similarities[row], items[row], radius_m,
-                       None if inliers is None else inliers[row])
+                       None if inliers is None else inliers[row],
+                       None if pairs is None else pairs[row])
                for row, photo in enumerate(photos)]
     if min_confidence is not None:
         for result in results:
             if not result.unknown and result.confidence < min_confidence:
                 result.mark_unknown(f"confidence {result.confidence:.2f} is below "
-                                    f"--min_confidence {min_confidence:g}")
+                                    f"min_confidence {min_confidence:g}")
     return results
 
 

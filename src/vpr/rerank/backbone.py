@@ -51,7 +51,7 @@ class BackboneFeatures(LocalFeatureMethod):
         if backbone is None:  # e.g. an exported ONNX model (--runtime onnx): a graph only
             raise ValueError("the 'backbone' re-ranking method needs the torch model's "
                              "backbone, which an exported ONNX model does not expose: use "
-                             "--rerank_method sift or orb")
+                             "the 'sift' or 'orb' method")
         names = [name for name, _ in backbone.named_children()]
         if layer not in names:
             raise ValueError(f"the model's backbone stops at {names[-1]}: it has no {layer}; "

@@ -1,8 +1,9 @@
 """Local features of a database, computed once and kept in one ``.npz`` file.
 
 The file is named after the method and a hash of its identity (method, options, model
-weights), so features of another method or model are never mixed in: changing either reads
-(or makes) another file, and the stale files of that method in the folder are removed.
+weights, and how images are read: `PIXELS`), so features of another method or model are
+never mixed in: changing either reads (or makes) another file, and the stale files of that
+method in the folder are removed.
 Images added since the file was written are computed and appended; nothing else is redone.
 """
 
@@ -22,10 +23,19 @@ from vpr.utils.atomic import write_bytes_atomic
 
 logger = logging.getLogger("vpr")
 
+# How database images become pixels, part of every cache key: features computed before the
+# readers applied EXIF orientation (keypoints in a sideways photo's stored frame) are stale.
+PIXELS = "exif-oriented"
+
+
+def cache_identity(method: LocalFeatureMethod) -> dict:
+    """What the cached features depend on: the method's identity and `PIXELS`."""
+    return {**method.identity(), "pixels": PIXELS}
+
 
 def cache_file(folder: str | Path, method: LocalFeatureMethod) -> Path:
     """Where ``method``'s features live in ``folder``: ``<name>-<identity hash>.npz``."""
-    identity = json.dumps(method.identity(), sort_keys=True)
+    identity = json.dumps(cache_identity(method), sort_keys=True)
     key = hashlib.sha256(identity.encode()).hexdigest()[:16]
     return Path(folder) / f"{method.name}-{key}.npz"
 
@@ -60,7 +70,7 @@ def _read(path: Path, method: LocalFeatureMethod) -> dict[str, LocalFeatures]:
     try:
         with np.load(path, allow_pickle=False) as data:
             if json.loads(str(data["identity"])) != json.loads(
-                    json.dumps(method.identity(), sort_keys=True)):
+                    json.dumps(cache_identity(method), sort_keys=True)):
                 return {}
             offsets = data["offsets"]
             keypoints, descriptors = data["keypoints"], data["descriptors"]
@@ -85,7 +95,7 @@ def _write(path: Path, method: LocalFeatureMethod, stored: dict[str, LocalFeatur
     buffer = io.BytesIO()
     np.savez(
         buffer,
-        identity=np.array(json.dumps(method.identity(), sort_keys=True)),
+        identity=np.array(json.dumps(cache_identity(method), sort_keys=True)),
         paths=np.array(list(stored), dtype=str),
         offsets=offsets.astype(np.int64),
         cell_px=np.array([item.cell_px for item in features], np.float32),

@@ -21,7 +21,7 @@ import numpy as np
 from vpr.rerank.cache import cached_features
 from vpr.rerank.features import LocalFeatureMethod, LocalFeatures
 from vpr.rerank.order import rerank_order
-from vpr.rerank.verify import GeometricVerifier
+from vpr.rerank.verify import GeometricVerifier, Verification
 
 
 @contextlib.contextmanager
@@ -57,6 +57,11 @@ class Reranked:
             (beyond ``top_k``, or a missing candidate).
         order: (Q, k) the permutation applied: ``candidates[q] = before[q][order[q]]``.
         seconds: time spent on the queries (their local features, matching, verifying).
+        pairs: with ``rerank(..., pairs=n)``, Q rows of k entries, moved with the
+            candidates: each verified candidate's inlier correspondences, at most n
+            ``(x_query, y_query, x_candidate, y_candidate)`` rows in each original image's
+            pixels, the best-fitting first (`vpr.rerank.verify.Verification`); None where
+            not verified. None without ``pairs``.
     """
 
     candidates: np.ndarray
@@ -64,6 +69,7 @@ class Reranked:
     inliers: np.ndarray
     order: np.ndarray
     seconds: float = 0.0
+    pairs: list[list[np.ndarray | None]] | None = None
 
 
 class Reranker:
@@ -80,7 +86,7 @@ class Reranker:
     def __init__(self, method: LocalFeatureMethod, verifier: GeometricVerifier | None = None,
                  top_k: int = 10, rule: str = "blend", inlier_scale: float = 50.0) -> None:
         if top_k < 1:
-            raise ValueError(f"--rerank must be >= 1 candidates, got {top_k}")
+            raise ValueError(f"re-ranking top_k must be >= 1 candidates, got {top_k}")
         self.method = method
         self.verifier = verifier or GeometricVerifier()
         self.top_k = top_k
@@ -104,22 +110,34 @@ class Reranker:
 
     def inliers(self, query: LocalFeatures, candidate: LocalFeatures) -> int:
         """Verified inliers between two images' features."""
-        return self.verifier.inliers(query, candidate, self.method.match(query, candidate))
+        return self.verify(query, candidate, pairs=False).inliers
+
+    def verify(self, query: LocalFeatures, candidate: LocalFeatures,
+               pairs: bool = True) -> Verification:
+        """Verified inliers between two images' features (and their correspondences)."""
+        return self.verifier.verify(query, candidate, self.method.match(query, candidate),
+                                    pairs=pairs)
 
     def _verify_all(self, queries: list[LocalFeatures], candidates: np.ndarray,
-                    database: Sequence[LocalFeatures], verified: int) -> np.ndarray:
-        """(Q, k) inliers of the first ``verified`` candidates of each query, -1 elsewhere."""
+                    database: Sequence[LocalFeatures], verified: int, pairs: int
+                    ) -> tuple[np.ndarray, list[list[np.ndarray | None]]]:
+        """(Q, k) inliers of the first ``verified`` candidates of each query, -1 elsewhere,
+        and their first ``pairs`` inlier correspondences (None elsewhere)."""
         inliers = np.full(candidates.shape, -1, np.int64)
+        kept: list[list[np.ndarray | None]] = [[None] * candidates.shape[1] for _ in queries]
         for row, query in enumerate(queries):
             for column in range(verified):
                 item = int(candidates[row, column])
                 if item >= 0:
-                    inliers[row, column] = self.inliers(query, database[item])
-        return inliers
+                    verification = self.verify(query, database[item], pairs=pairs > 0)
+                    inliers[row, column] = verification.inliers
+                    if pairs:
+                        kept[row][column] = verification.pairs[:pairs]
+        return inliers, kept
 
     def rerank(self, query_paths: Sequence[str | Path], candidates: np.ndarray,
                similarities: np.ndarray,
-               database: Sequence[LocalFeatures]) -> Reranked:
+               database: Sequence[LocalFeatures], pairs: int = 0) -> Reranked:
         """Re-ranks each query's candidates.
 
         Args:
@@ -127,6 +145,8 @@ class Reranker:
             candidates: (Q, k) database indices, best first (-1: missing).
             similarities: (Q, k) their global similarities (higher is more similar).
             database: local features of every database image, by index.
+            pairs: keep up to this many inlier correspondences of each verified candidate
+                (``Reranked.pairs``; 0: none, as an evaluation needs only the counts).
         """
         start = time.perf_counter()
         candidates = np.asarray(candidates)
@@ -135,12 +155,13 @@ class Reranker:
         order = np.tile(np.arange(candidates.shape[1]), (len(candidates), 1))
         verified = min(self.top_k, candidates.shape[1])
         with single_threaded():
-            inliers = self._verify_all(queries, candidates, database, verified)
+            inliers, kept = self._verify_all(queries, candidates, database, verified, pairs)
         for row in range(len(queries)):
             present = np.flatnonzero(candidates[row, :verified] >= 0)
             order[row, present] = present[rerank_order(similarities[row, present],
                                                        inliers[row, present],
                                                        self.rule, self.inlier_scale)]
         rows = np.arange(len(candidates))[:, None]
+        moved = [[kept[row][column] for column in order[row]] for row in range(len(kept))]
         return Reranked(candidates[rows, order], similarities[rows, order], inliers[rows, order],
-                        order, time.perf_counter() - start)
+                        order, time.perf_counter() - start, moved if pairs else None)

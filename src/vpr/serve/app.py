@@ -35,7 +35,14 @@ from pydantic import BaseModel, Field, create_model
 
 import vpr
 from vpr.locate.geo import GeoPriorError, check_radius, parse_near
-from vpr.locate.predict import DEFAULT_RADIUS_M, DEFAULT_TOP_K, GeoPrior, LocateResult, Match
+from vpr.locate.predict import (
+    DEFAULT_RADIUS_M,
+    DEFAULT_TOP_K,
+    GeoPrior,
+    LocateResult,
+    Match,
+    prior_ids,
+)
 from vpr.serve.decoding import DEFAULT_MAX_DECODES, UploadDecoder
 from vpr.serve.locator import Locator, ThumbnailError
 from vpr.serve.page import CONTENT_SECURITY_POLICY, render_page
@@ -53,11 +60,18 @@ logger = logging.getLogger(__name__)
 DEFAULT_MAX_UPLOAD_MB = 20.0
 MAX_TOP_K = 100
 DEFAULT_NEAR_RADIUS_M = 100.0
-FORM_FIELDS = {"file", "top_k", "near", "near_radius", "radius"}
+FORM_FIELDS = {"file", "top_k", "near", "near_radius", "radius", "min_confidence"}
 # Upload names are echoed back as `photo`; they are labels, never paths.
 MAX_NAME_LENGTH = 255
 DEFAULT_MAX_BATCH_FILES = 50
 DEFAULT_MAX_BATCH_MB = 100.0
+
+
+def _min_confidence_form() -> Any:
+    """The ``min_confidence`` form field of /locate and /locate/batch (one each)."""
+    return Form(ge=0.0, le=1.0, description="answer a prediction less confident than this "
+                                            "(0-1) as unknown; default: the service's "
+                                            "--min_confidence")
 
 
 def _schema_of(dataclass: type, name: str, leading: dict[str, Any] | None = None,
@@ -78,7 +92,11 @@ def _schema_of(dataclass: type, name: str, leading: dict[str, Any] | None = None
 
 
 MatchOut = _schema_of(Match, "Match", leading={"id": (int | None, Field(
-    description="the match's item number in the index: GET /thumbnail/{id} shows it"))})
+    description="the match's item number in the index: GET /thumbnail/{id} shows it"))},
+    keypoint_pairs=(list[list[float]] | None, Field(
+        None, description="with --rerank only: the match's best verified inlier "
+                          "correspondences (at most 50), each [x_photo, y_photo, x_match, "
+                          "y_match] as fractions (0-1) of each image's width and height")))
 LocateOut = _schema_of(LocateResult, "LocateResult", matches=(list[MatchOut], ...), leading={
     "location": (dict[str, float | None] | None, Field(
         None, description="latitude, longitude, utm_east, utm_north; null when unknown")),
@@ -113,6 +131,7 @@ class Health(BaseModel):
     max_upload_mb: float
     max_batch_files: int
     max_batch_mb: float
+    min_confidence: float | None
 
 
 def _reject_unknown_query(request: Request) -> None:
@@ -144,6 +163,28 @@ def _photo_name(filename: str | None) -> str:
     return name[:MAX_NAME_LENGTH]
 
 
+def _geo_prior(near: str | None, near_radius: float | None, radius: float | None
+               ) -> GeoPrior | None:
+    """The prior of a request's ``near`` / ``near_radius`` (alias ``radius``) form fields.
+
+    Raises:
+        HTTPException: 422 for a malformed point or radius, or radii that disagree.
+    """
+    if near_radius is not None and radius is not None and near_radius != radius:
+        raise HTTPException(422, "radius and near_radius disagree; give one of them")
+    fix_error = next((value for value in (near_radius, radius) if value is not None),
+                     DEFAULT_NEAR_RADIUS_M)
+    try:
+        return None if near is None else GeoPrior(*parse_near(near), check_radius(fix_error))
+    except GeoPriorError as error:
+        raise HTTPException(422, str(error).replace("--near", "near")) from None
+
+
+def _prior_error(error: GeoPriorError) -> HTTPException:
+    """422 for a prior that is malformed or that no indexed image lies within."""
+    return HTTPException(422, str(error))
+
+
 def create_app(
     index_path: str | Path,
     ckpt_path: str | Path | None = None,
@@ -161,6 +202,8 @@ def create_app(
     batch_window_ms: float = 0.0,
     rerank: dict[str, Any] | None = None,
     runtime: Any = None,
+    min_confidence: float | None = None,
+    precision: str | None = "auto",
 ) -> FastAPI:
     """Loads the index and its model once and returns the service's app.
 
@@ -183,6 +226,11 @@ def create_app(
         batch_window_ms: how long a request waits for others to share its forward pass.
         rerank: re-ranking settings (`vpr.rerank.options.rerank_settings`), or None.
         runtime: a `vpr.export.runtime.RuntimeChoice` (torch, or the index's ONNX model).
+        min_confidence: a prediction with a lower confidence is answered as unknown (no
+            location, a ``reason``), as `vpr locate --min_confidence`; None: never. A
+            request's ``min_confidence`` form field replaces it for that request.
+        precision: Lightning's name of the descriptors' precision (``auto``: bf16 where the
+            hardware computes it natively), as every command's ``--precision``.
 
     Raises:
         LocationIndexError: the index or its checkpoint cannot be used.
@@ -202,7 +250,8 @@ def create_app(
         raise ValueError(f"read_timeout must be positive, got {read_timeout}")
     locator = Locator(index_path, ckpt_path=ckpt_path, radius_m=radius_m, device=device,
                       nprobe=nprobe, max_batch=max_batch, batch_window_ms=batch_window_ms,
-                      rerank=rerank, runtime=runtime)
+                      rerank=rerank, runtime=runtime, min_confidence=min_confidence,
+                      precision=precision)
     model_size = locator.index.meta["model"].get("image_size")
     decoder = UploadDecoder(tuple(model_size) if model_size else None, max_pixels=max_pixels,
                             max_decodes=max_decodes)
@@ -252,7 +301,14 @@ def create_app(
             descriptors_dim=int(locator.index.descriptors.shape[1]), device=locator.device,
             default_top_k=top_k, max_top_k=MAX_TOP_K, max_upload_mb=max_upload_mb,
             max_batch_files=max_batch_files, max_batch_mb=max_batch_mb,
+            min_confidence=min_confidence,
         )
+
+    async def _reject_unknown_fields(request: Request) -> None:
+        unknown = sorted(set((await request.form()).keys()) - FORM_FIELDS)
+        if unknown:
+            raise HTTPException(422, f"unknown form field(s): {', '.join(unknown)}; "
+                                     f"allowed: {', '.join(sorted(FORM_FIELDS))}")
 
     @app.post(
         "/locate",
@@ -264,13 +320,18 @@ def create_app(
                     "match also has `id`, its item number for /thumbnail/{id}. `top_k` may be "
                     "given as a form field or a query parameter. The form fields `near` "
                     "(LAT,LON) and `near_radius` (metres, default 100) search only the images "
-                    "within that distance of a GPS fix; 422 when none lies there.",
+                    "within that distance of a GPS fix; 422 when none lies there. The form "
+                    "field `min_confidence` (0-1) replaces the service's --min_confidence: "
+                    "a prediction less confident is answered as unknown (`location` null, "
+                    "`reason` says why; the matches stay). With --rerank, each match also "
+                    "has `inliers` and `keypoint_pairs`.",
         responses={
             400: {"description": "empty upload, or a file name with a path"},
             413: {"description": "upload larger than --max_upload_mb"},
             415: {"description": "not an image"},
-            422: {"description": "damaged image, invalid top_k / near / unknown field, or "
-                                 "no indexed image within near_radius of near"},
+            422: {"description": "damaged image, invalid top_k / near / min_confidence / "
+                                 "unknown field, or no indexed image within near_radius of "
+                                 "near"},
         },
     )
     async def locate_photo(
@@ -282,20 +343,10 @@ def create_app(
         near_radius: Annotated[float | None, Form(description="the fix's error, in metres")
                                ] = None,
         radius: Annotated[float | None, Form(description="same as near_radius")] = None,
+        min_confidence: Annotated[float | None, _min_confidence_form()] = None,
     ) -> JSONResponse:
-        unknown = sorted(set((await request.form()).keys()) - FORM_FIELDS)
-        if unknown:
-            raise HTTPException(422, f"unknown form field(s): {', '.join(unknown)}; "
-                                     f"allowed: {', '.join(sorted(FORM_FIELDS))}")
-        if near_radius is not None and radius is not None and near_radius != radius:
-            raise HTTPException(422, "radius and near_radius disagree; give one of them")
-        fix_error = next((value for value in (near_radius, radius) if value is not None),
-                         DEFAULT_NEAR_RADIUS_M)
-        try:
-            prior = None if near is None else GeoPrior(*parse_near(near),
-                                                       check_radius(fix_error))
-        except GeoPriorError as error:
-            raise HTTPException(422, str(error).replace("--near", "near")) from None
+        await _reject_unknown_fields(request)
+        prior = _geo_prior(near, near_radius, radius)
         name = _photo_name(file.filename)
         data = await file.read(max_upload_bytes + 1)
         if len(data) > max_upload_bytes:
@@ -304,18 +355,12 @@ def create_app(
         data, _ = await decoder.prepare_async(data)
         count = top_k_form or top_k_query or top_k
         try:
-            results = await run_in_threadpool(locator.locate, data, name, count, prior)
+            results = await run_in_threadpool(locator.locate, data, name, count, prior,
+                                              min_confidence)
         except GeoPriorError as error:
-            raise HTTPException(422, str(error).replace("--near_radius", "near_radius")
-                                .replace("--near", "near")) from None
+            raise _prior_error(error) from None
         # Returned as is, not re-validated by response_model: the `to_dict()` of the CLI.
         return JSONResponse(results)
-
-    async def _reject_unknown_fields(request: Request) -> None:
-        unknown = sorted(set((await request.form()).keys()) - FORM_FIELDS)
-        if unknown:
-            raise HTTPException(422, f"unknown form field(s): {', '.join(unknown)}; "
-                                     f"allowed: {', '.join(sorted(FORM_FIELDS))}")
 
     async def read_upload(file: UploadFile) -> tuple[str, bytes]:
         """The upload's label and its bytes, checked and shrunk for the model (as /locate).
@@ -341,11 +386,17 @@ def create_app(
                     "and --max_batch_mb in all): one row per photo, in upload order. A "
                     "located photo's row is what POST /locate answers for it alone; a refused "
                     "one's row is `{photo, error: {status, detail}}` with the status a single "
-                    "upload would have got, and the other photos are still located.",
+                    "upload would have got, and the other photos are still located. The form "
+                    "fields `top_k`, `near`, `near_radius` (or `radius`) and "
+                    "`min_confidence` are those of POST /locate and apply to every photo of "
+                    "the batch (one GPS fix for all: send photos from different places in "
+                    "separate batches).",
         responses={
             413: {"description": "more photos than --max_batch_files, or a body over "
                                  "--max_batch_mb"},
-            422: {"description": "no file, invalid top_k, or an unknown field"},
+            422: {"description": "no file, invalid top_k / near / min_confidence, an "
+                                 "unknown field, or no indexed image within near_radius of "
+                                 "near"},
         },
     )
     async def locate_batch(
@@ -353,6 +404,12 @@ def create_app(
         file: Annotated[list[UploadFile], File(description="the photos, one part each")],
         top_k_form: Annotated[int | None, Form(alias="top_k", ge=1, le=MAX_TOP_K)] = None,
         top_k_query: Annotated[int | None, Query(alias="top_k", ge=1, le=MAX_TOP_K)] = None,
+        near: Annotated[str | None, Form(description="LAT,LON of a GPS fix, for every "
+                                                     "photo")] = None,
+        near_radius: Annotated[float | None, Form(description="the fix's error, in metres")
+                               ] = None,
+        radius: Annotated[float | None, Form(description="same as near_radius")] = None,
+        min_confidence: Annotated[float | None, _min_confidence_form()] = None,
     ) -> JSONResponse:
         await _reject_unknown_fields(request)
         if len(file) > max_batch_files:
@@ -360,6 +417,13 @@ def create_app(
                 await upload.close()
             raise UploadError(413, f"too many photos: {len(file)} in one batch, at most "
                                    f"{max_batch_files} (vpr serve --max_batch_files)")
+        prior = _geo_prior(near, near_radius, radius)
+        try:  # the whole batch's field: refused once, before any photo is described
+            prior_ids(locator.index, prior)
+        except GeoPriorError as error:
+            for upload in file:
+                await upload.close()
+            raise _prior_error(error) from None
         count = top_k_form or top_k_query or top_k
         rows: list[dict[str, Any]] = []
         for upload in file:  # one at a time: at most one decoded photo held per batch
@@ -370,7 +434,8 @@ def create_app(
                 rows.append({"photo": label, "error": {"status": error.status_code,
                                                        "detail": error.message}})
                 continue
-            rows.extend(await run_in_threadpool(locator.locate, data, name, count))
+            rows.extend(await run_in_threadpool(locator.locate, data, name, count, prior,
+                                                min_confidence))
         return JSONResponse(rows)
 
     @app.get("/static/{name:path}", include_in_schema=False)

@@ -11,7 +11,9 @@ gigabytes. So:
 - a JPEG much larger than the model's input is decoded at 1/2, 1/4 or 1/8 scale (libjpeg
   scales in the DCT: Pillow's draft mode), and any decoded image still over twice the
   model's size is shrunk at once by an integer factor (`Image.reduce`), so that only the
-  small image lives on while the request waits for the model.
+  small image lives on while the request waits for the model. Sizes are compared as the
+  photo is displayed (a phone's sideways-stored photo has its EXIF orientation applied), and
+  the reduced image is turned upright, since its PNG carries no EXIF.
 
 An image within twice the model's size on each side (the usual case for the sizes vpr
 trains at and the photos a page sends) is passed on as the uploaded bytes, untouched: its
@@ -27,6 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from PIL import Image
 
+from vpr.data.images import apply_orientation, image_orientation, oriented_size
 from vpr.serve.uploads import (
     ACCEPTED_FORMATS,
     DEFAULT_MAX_PIXELS,
@@ -93,25 +96,29 @@ class UploadDecoder:
     def _prepare(self, data: bytes) -> tuple[bytes, str]:
         keep = self._keep_size()
         with Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS) as image:
-            width, height = image.size
+            orientation = image_orientation(image)
+            width, height = oriented_size(image, orientation)
             kind = str(image.format)
             if width * height > self.max_pixels:
                 raise UploadError(422, f"image of {width} x {height} pixels is too large "
                                        f"(at most {self.max_pixels:,} pixels: vpr serve "
                                        "--max_pixels)")
             small = keep is None or (width <= keep[0] and height <= keep[1])
+            # `keep` in the stored pixels' frame: a sideways-stored photo's sides are swapped.
+            stored_keep = keep if keep is None or orientation < 5 else (keep[1], keep[0])
             if not small and kind == "JPEG":
                 # Decodes at the smallest 1/2^k scale still at least `keep` on both sides.
-                image.draft("RGB", keep)
+                image.draft("RGB", stored_keep)
             image.load()  # a truncated file fails here, not in the model
-            if small:
+            if small:  # passed on with its EXIF: the locating reader turns it upright
                 return data, kind
             decoded = image if image.mode in ("RGB", "RGBA", "L") else image.convert("RGB")
-            factor = min(decoded.width // keep[0], decoded.height // keep[1])
+            factor = min(decoded.width // stored_keep[0], decoded.height // stored_keep[1])
             reduced = decoded.reduce(factor) if factor >= 2 else decoded
             del decoded  # the full-size pixels go as soon as the small copy exists
             if reduced.mode != "RGB":
                 reduced = reduced.convert("RGB")
+            reduced = apply_orientation(reduced, orientation)  # the PNG keeps no EXIF
         buffer = io.BytesIO()
         reduced.save(buffer, format="PNG", compress_level=1)
         return buffer.getvalue(), kind

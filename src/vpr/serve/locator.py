@@ -28,6 +28,7 @@ from vpr.locate.predict import (
     DEFAULT_RADIUS_M,
     DEFAULT_TOP_K,
     GeoPrior,
+    check_min_confidence,
     locate_descriptors,
     prior_ids,
 )
@@ -55,20 +56,29 @@ class Locator:
         ckpt_path: where the index's checkpoint is now, if it moved (checked by sha256).
         radius_m: matches within this distance form a cluster.
         device: ``cpu``, ``cuda``... or ``auto``.
+        precision: Lightning's name (``auto``, ``32-true``, ``16-mixed``, ``bf16-mixed``), as
+            every command's ``--precision`` (`vpr.hardware.autocast`).
         nprobe: lists visited per query, for ivf/ivfpq indexes (default: as built).
         max_batch: the most requests described in one forward pass (1: one at a time).
         batch_window_ms: how long a request waits for others to share its forward pass.
         rerank: re-ranking settings (`vpr.rerank.options.rerank_settings`), or None.
         runtime: a `vpr.export.runtime.RuntimeChoice` (torch, or the index's ONNX model).
+        min_confidence: a prediction with a lower confidence is answered as unknown, as
+            `vpr locate --min_confidence` does (None: always give the prediction); a
+            request may ask for another.
     """
 
     def __init__(self, index_path: str | Path, ckpt_path: str | Path | None = None,
                  radius_m: float = DEFAULT_RADIUS_M, device: str = "auto",
                  nprobe: int | None = None, max_batch: int = 1,
                  batch_window_ms: float = 0.0, rerank: dict[str, Any] | None = None,
-                 runtime: Any = None) -> None:
+                 runtime: Any = None, min_confidence: float | None = None,
+                 precision: str | None = "auto") -> None:
+        check_min_confidence(min_confidence)
+        self.min_confidence = min_confidence
         self.index = LocationIndex.load(index_path, nprobe=nprobe)
         self.device = resolve_device(device)
+        self.precision = precision
         self.radius_m = radius_m
         logger.info("Loading the model of %s", self.index)
         self.model = self.index.load_model(ckpt_path, runtime=runtime)
@@ -92,13 +102,17 @@ class Locator:
             self.batcher.close()
         self._workdir.cleanup()
 
-    def _locate_batch(self, jobs: list[tuple[str, int, GeoPrior | None]]) -> list[Any]:
-        """Results (or errors) of several uploaded photos, described in one forward pass."""
+    def _locate_batch(self, jobs: list[tuple[str, int, GeoPrior | None, float | None]]
+                      ) -> list[Any]:
+        """Results (or errors) of several uploaded photos, described in one forward pass.
+
+        A job is (photo file, top_k, prior, min_confidence).
+        """
         from vpr.eval.extract import ImageFolderDataset, extract_descriptors
 
         outcomes: list[Any] = [None] * len(jobs)
         wanted = []
-        for number, (_, _, prior) in enumerate(jobs):
+        for number, (_, _, prior, _) in enumerate(jobs):
             try:
                 prior_ids(self.index, prior)  # no image near the fix: this request's error
                 wanted.append(number)
@@ -110,22 +124,26 @@ class Locator:
         descriptors = extract_descriptors(
             self.model, ImageFolderDataset(paths, reader=self.index.reader(self.device)),
             batch_size=len(paths) if self._batchable else 1, device=self.device,
-            precision="auto", progress=False)
-        # Searched together where they ask the same: one search call per (top_k, prior).
-        groups: dict[tuple[int, GeoPrior | None], list[int]] = {}
+            precision=self.precision, progress=False)
+        # Searched together where they ask the same: one search call per (top_k, prior,
+        # min_confidence).
+        groups: dict[tuple[int, GeoPrior | None, float | None], list[int]] = {}
         for row, number in enumerate(wanted):
             groups.setdefault(jobs[number][1:], []).append(row)
-        for (top_k, prior), rows in groups.items():
+        for (top_k, prior, min_confidence), rows in groups.items():
             results = locate_descriptors(descriptors[rows], [paths[row] for row in rows],
                                          self.index, top_k, self.radius_m, prior,
-                                         self.reranker)
+                                         self.reranker, min_confidence)
             for row, result in zip(rows, results):
                 outcomes[wanted[row]] = [result]
         return outcomes
 
     def locate(self, data: bytes, photo_name: str, top_k: int = DEFAULT_TOP_K,
-               prior: GeoPrior | None = None) -> list[dict[str, Any]]:
+               prior: GeoPrior | None = None, min_confidence: float | None = None
+               ) -> list[dict[str, Any]]:
         """Locates one uploaded photo (already checked to be an image).
+
+        ``min_confidence`` replaces the service's for this photo (None: the service's).
 
         Returns:
             What `vpr locate --json` prints for that photo (a list of one result, from
@@ -133,17 +151,21 @@ class Locator:
             item number of each match in the index as its ``id``.
         """
         # locate() reads files: the upload goes to a private temporary file of our naming.
+        if min_confidence is None:
+            min_confidence = self.min_confidence
+        check_min_confidence(min_confidence)
         handle, name = tempfile.mkstemp(suffix=".upload", dir=self._workdir.name)
         try:
             with os.fdopen(handle, "wb") as file:
                 file.write(data)
             if self.batcher is not None:
-                results = self.batcher((name, top_k, prior))
+                results = self.batcher((name, top_k, prior, min_confidence))
             else:
                 with self._lock:
                     results = locate(name, self.index, top_k=top_k, radius_m=self.radius_m,
                                      device=self.device, model=self.model, batch_size=1,
-                                     prior=prior, reranker=self.reranker)
+                                     precision=self.precision, prior=prior,
+                                     reranker=self.reranker, min_confidence=min_confidence)
         finally:
             Path(name).unlink(missing_ok=True)
         output = []

@@ -127,21 +127,21 @@ def _check_out(out: Path, settings: dict) -> dict | None:
         SyntheticCityError: ``out`` holds something else, which must not be overwritten.
     """
     if out.exists() and not out.is_dir():
-        raise SyntheticCityError(f"{out} is a file; --out must be a folder")
+        raise SyntheticCityError(f"{out} is a file; the output must be a folder")
     if not out.exists() or not any(out.iterdir()):
         return None
     manifest = read_manifest(out)
     if manifest is None:
         raise SyntheticCityError(
             f"{out} is not empty and holds no synthetic city ({MANIFEST} missing); refusing to "
-            "write into it. Choose an empty or new folder with --out."
+            "write into it. Choose an empty or new output folder."
         )
     same = {key: manifest.get(key) for key in settings} == settings
     if not same:
         found = ", ".join(f"{key}={manifest.get(key)}" for key in settings if key != "generator")
         raise SyntheticCityError(
             f"{out} holds a synthetic city made with other settings ({found}); refusing to "
-            "overwrite it. Choose another --out folder or delete this one."
+            "overwrite it. Choose another output folder or delete this one."
         )
     if _is_complete(out, manifest):
         return manifest

@@ -12,6 +12,7 @@ import torch
 
 from vpr.config.schema import ModuleConfig
 from vpr.eval.evaluate import evaluate_set
+from vpr.eval.extract import DescriptorSink, describe_batch
 from vpr.eval.metrics import format_recalls
 from vpr.inputs.batch_augment import InputTransform
 from vpr.inputs.device_decode import EncodedBatch
@@ -37,9 +38,10 @@ class VPRModule(L.LightningModule):
     """Backbone + aggregator trained with a pytorch-metric-learning loss (and miner).
 
     Validation and test share one evaluation: descriptors for every database image and
-    query of the dataloader's ``RetrievalSet``, exact search, Recall@N logged as
-    ``{stage}/R@N``. Results of the last evaluation of each stage are kept in
-    ``self.results[stage]``.
+    query of the dataloader's ``RetrievalSet`` (by `vpr.eval.extract`'s per-batch step and
+    sink, as every other command computes them), then `vpr.eval.evaluate.evaluate_set`;
+    Recall@N is logged as ``{stage}/R@N``. Results of the last evaluation of each stage are
+    kept in ``self.results[stage]``.
     """
 
     def __init__(self, config: ModuleConfig | None = None, vpr_version: str = "",
@@ -87,7 +89,7 @@ class VPRModule(L.LightningModule):
         self.predictions_dir: Path | None = None
         self.report_dir: Path | None = None
         self.report_extra: dict[str, Any] = {}
-        self._descriptors: np.ndarray | None = None
+        self._sink: DescriptorSink | None = None
         # `vpr test --rerank K` sets a `vpr.rerank.evaluation.EvaluationReranker` here.
         self.reranker: Any = None
 
@@ -114,12 +116,12 @@ class VPRModule(L.LightningModule):
         return (images, *rest)
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        if not self.training:  # evaluation batches are prepared by `describe_batch`
+            return batch
         images, *rest = batch
-        generator = None
-        if self.training:
-            generator = torch.Generator().manual_seed(
-                self._augment_seed * 1_000_003 + self.global_step * 1_009 + self.global_rank)
-        images = self.input_transform(images, augment=self.training, generator=generator)
+        generator = torch.Generator().manual_seed(
+            self._augment_seed * 1_000_003 + self.global_step * 1_009 + self.global_rank)
+        images = self.input_transform(images, augment=True, generator=generator)
         return (images, *rest)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
@@ -139,7 +141,7 @@ class VPRModule(L.LightningModule):
         if not torch.isfinite(loss):
             raise FloatingPointError(
                 f"loss is {loss.item()} at epoch {self.current_epoch}, step {self.global_step}; "
-                "the last good checkpoint is kept. Try a lower --lr or --gradient_clip_val"
+                "the last good checkpoint is kept. Try a lower lr or gradient_clip_val"
             )
         batch_size = images.shape[0]
         self.log("loss", loss, prog_bar=True, batch_size=batch_size)
@@ -190,7 +192,7 @@ class VPRModule(L.LightningModule):
     def _eval_start(self, stage: str) -> None:
         dataset = self._eval_dataset(stage)
         # One preallocated array, filled in place: memory never holds a list of batches.
-        self._descriptors = np.zeros((len(dataset), self.model.descriptors_dim), np.float32)
+        self._sink = DescriptorSink(len(dataset), self.model.descriptors_dim)
 
     def _gather(self, descriptors: np.ndarray) -> np.ndarray:
         """Under DDP each rank filled its own rows: sum the arrays so every rank has all."""
@@ -201,14 +203,14 @@ class VPRModule(L.LightningModule):
         return tensor.cpu().numpy()
 
     def _eval_step(self, batch: tuple[torch.Tensor, torch.Tensor]) -> None:
+        # The Trainer has moved the batch and runs this under the run's precision.
         images, indices = batch
-        descriptors = self(images).float().cpu().numpy()
-        self._descriptors[indices.cpu().numpy()] = descriptors
+        self._sink.add(indices, describe_batch(self, images, self.input_transform, self.device))
 
     def _eval_end(self, stage: str) -> None:
         dataset = self._eval_dataset(stage)
-        descriptors = self._gather(self._descriptors)
-        self._descriptors = None
+        descriptors = self._gather(self._sink.finish())
+        self._sink = None
         writes = stage == "test" and self.trainer.is_global_zero
         result = evaluate_set(
             dataset, descriptors, self.config.eval,

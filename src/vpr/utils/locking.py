@@ -72,7 +72,7 @@ class FileLock:
                     raise LockTimeoutError(
                         f"{self.what} is in use by another process (pid {holder or '?'}, "
                         f"lock file {self.path}); waited {self.timeout:g} s. Try again when "
-                        "it has finished, or wait longer with --lock_timeout"
+                        "it has finished, or wait longer (lock_timeout)"
                     ) from None
                 if not announced:
                     logger.warning("Waiting for pid %s to finish with %s (lock file %s)",

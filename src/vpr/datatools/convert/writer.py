@@ -20,6 +20,7 @@ import numpy as np
 from vpr.data.datasets import positives_within
 from vpr.data.geotag import format_filename
 from vpr.data.ground_truth import GROUND_TRUTH_FILE
+from vpr.data.images import apply_orientation, image_orientation
 from vpr.datatools.convert.plan import ConversionPlan, ConvertError, Item
 from vpr.utils.atomic import write_json_atomic
 
@@ -98,7 +99,9 @@ def _re_encode(source: Path, destination: Path) -> str:
 
     temporary = destination.with_name(f".{destination.name}.tmp")
     with Image.open(source) as image:
-        image.save(temporary, format=Image.registered_extensions()[destination.suffix])
+        # The copy keeps no EXIF: its pixels are stored upright instead.
+        upright = apply_orientation(image, image_orientation(image))
+        upright.save(temporary, format=Image.registered_extensions()[destination.suffix])
     os.replace(temporary, destination)
     return "re-encoded"
 

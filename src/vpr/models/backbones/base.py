@@ -86,7 +86,7 @@ def read_state_dict_file(path: Path) -> Mapping[str, torch.Tensor]:
         except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile) as error:
             problem = f"{describe_file(path)}: {str(error).splitlines()[0]}"
     if problem is not None:
-        raise ValueError(f"--pretrained {path}: cannot read the weights: {problem}; pass a "
+        raise ValueError(f"pretrained={path}: cannot read the weights: {problem}; pass a "
                          "state_dict saved with torch.save, 'imagenet' or 'none'")
     if not isinstance(state_dict, Mapping):
         raise ValueError(f"{path} does not hold a state_dict (found {type(state_dict).__name__})")

@@ -90,8 +90,8 @@ def _imagenet_state_dict(name: str) -> dict[str, torch.Tensor]:
         # The user's to fix: reported as one line, with no chained traceback.
         raise PretrainedWeightsError(
             f"Could not fetch the ImageNet weights for {name} from {weights.url} ({error}). "
-            f"To proceed: train from scratch with `--pretrained none`; or download the file "
-            f"elsewhere and put it at {cache_file}; or pass `--pretrained /path/to/weights.pth`."
+            f"To proceed: train from scratch with pretrained='none'; or download the file "
+            f"elsewhere and put it at {cache_file}; or pass pretrained='/path/to/weights.pth'."
         ) from None
 
 

@@ -112,7 +112,7 @@ class ViTBackbone(Backbone):
         if height % PATCH_SIZE or width % PATCH_SIZE:
             raise ValueError(
                 f"{self.name} needs image sides that are multiples of {PATCH_SIZE} px, got "
-                f"{height}x{width}; use e.g. --image_size {height // PATCH_SIZE * PATCH_SIZE} "
+                f"{height}x{width}; use e.g. image_size {height // PATCH_SIZE * PATCH_SIZE}x"
                 f"{width // PATCH_SIZE * PATCH_SIZE}"
             )
         return height // PATCH_SIZE, width // PATCH_SIZE
@@ -251,7 +251,7 @@ def build_vit(
     keyword = str(pretrained).strip().lower()
     if keyword == "imagenet":
         raise ValueError(
-            f"--pretrained imagenet does not exist for {name}; pass --pretrained none (random "
+            f"pretrained='imagenet' does not exist for {name}; pass pretrained='none' (random "
             f"weights) or the path of a DINOv2 backbone file such as {name}_pretrain.pth"
         )
     backbone = ViTBackbone(

@@ -28,7 +28,7 @@ def parse_hub_spec(spec: str) -> tuple[str, str | None]:
     parts = [part for part in spec[len(HF_PREFIX):].split("/") if part]
     if len(parts) < 2:
         raise PublishedWeightsError(
-            f"--weights {spec}: expected hf:ORG/REPO or hf:ORG/REPO/FILE")
+            f"{spec}: expected hf:ORG/REPO or hf:ORG/REPO/FILE")
     return f"{parts[0]}/{parts[1]}", "/".join(parts[2:]) or None
 
 
@@ -53,7 +53,7 @@ def _weights_in(folder: Path, spec: str) -> Path:
     if len(found) != 1:
         names = ", ".join(str(path.relative_to(folder)) for path in found) or "none"
         raise PublishedWeightsError(
-            f"--weights {spec}: the repository holds {len(found)} weights files ({names}); "
+            f"{spec}: the repository holds {len(found)} weights files ({names}); "
             f"name one: {spec.rstrip('/')}/FILE")
     return found[0]
 
@@ -87,10 +87,10 @@ def resolve_hub_weights(spec: str) -> Path:
     what = f"{repo}/{filename}" if filename else repo
     how = (f"fetch it where there is network with `hf download {repo}"
            f"{' ' + filename if filename else ''}` and copy that cache here (or point "
-           f"HF_HUB_CACHE at it), or download the file and pass --weights /path/to/it")
+           f"HF_HUB_CACHE at it), or download the file and give its path instead")
     if hub_offline():
         raise PublishedWeightsError(
-            f"--weights {spec}: {what} is not in the Hugging Face cache {cache} and "
+            f"{spec}: {what} is not in the Hugging Face cache {cache} and "
             f"HF_HUB_OFFLINE is set; {how}")
     try:
         return _fetch(repo, filename, cache, local_only=False, spec=spec)
@@ -99,7 +99,7 @@ def resolve_hub_weights(spec: str) -> Path:
     except Exception as error:  # noqa: BLE001 - any hub/network failure: one clear line
         reason = (str(error).splitlines() or [""])[0]
         raise PublishedWeightsError(
-            f"--weights {spec}: {what} is not in the Hugging Face cache {cache} and could not "
+            f"{spec}: {what} is not in the Hugging Face cache {cache} and could not "
             f"be downloaded ({type(error).__name__}: {reason}); {how}"
         ) from None
 
@@ -111,5 +111,5 @@ def resolve_weights(spec: str | Path) -> Path:
         return resolve_hub_weights(text)
     path = Path(text).expanduser()
     if not path.is_file():
-        raise FileNotFoundError(f"--weights {text}: file not found")
+        raise FileNotFoundError(f"{text}: weights file not found")
     return path

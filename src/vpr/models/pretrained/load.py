@@ -39,8 +39,8 @@ def default_weights(model: PublishedModel) -> str:
         return model.weights
     where = f"; the authors publish it at {model.weights}" if model.weights else ""
     raise PublishedWeightsError(
-        f"--model {model.key} needs its weights: --weights (or, for vpr train, --init_from) "
-        f"FILE or hf:ORG/REPO[/FILE]; no hub source is registered for it{where}")
+        f"{model.key} needs its weights: give weights (or, to start training from it, "
+        f"init_from) as FILE or hf:ORG/REPO[/FILE]; no hub source is registered for it{where}")
 
 
 def load_published(model_spec: str | PublishedModel, weights: str | Path | None = None,
