@@ -22,23 +22,10 @@ from typing import Any
 
 import numpy as np
 
-import vpr
-from vpr.eval.search import (
-    INDEX_KINDS,
-    ExactIndex,
-    add_to_index,
-    build_index,
-    index_metric,
-    load_index,
-    save_index,
-    search_index,
-    search_rows,
-)
+from vpr.eval.search import INDEX_KINDS, ExactIndex, load_index, search_index, search_rows
 from vpr.locate import storage
 from vpr.locate.model_source import (
     _extract,
-    _jsonable,
-    _model_identity,
     _reader,
     index_model,
     load_any_model,
@@ -47,7 +34,7 @@ from vpr.locate.model_source import (
     resolve_device,
     sha256_of,
 )
-from vpr.locate.records import _image_paths, image_records
+from vpr.locate.records import image_records
 from vpr.locate.store import Column, ImageStore
 from vpr.locate.versions import (
     DEFAULT_LOCK_TIMEOUT,
@@ -56,24 +43,19 @@ from vpr.locate.versions import (
     VERSION_FILE,
     LocationIndexError,
     _check_format,
-    _copy_rows,
     _migrate_locked,
-    _needs_faiss,
-    _now,
     _read_format_1,
     _read_version,
     _recover_if_free,
     _recover_locked,
-    _store_name,
-    _stray_stores,
-    _write_version,
     _writer_lock,
 )
+from vpr.locate.writes import _add_locked, _build_locked, _create_locked
 from vpr.utils.locking import LockTimeoutError
 
 logger = logging.getLogger(__name__)
 
-# Names that other modules (and older code) import from here.
+# The names other modules import from here (some are defined in the modules beside it).
 __all__ = ["DEFAULT_LOCK_TIMEOUT", "LocationIndex", "LocationIndexError", "image_records",
            "load_any_model", "load_model", "load_published_model", "resolve_device",
            "sha256_of"]
@@ -257,69 +239,14 @@ class LocationIndex:
                 if storage.is_index(out) and not overwrite:
                     raise LocationIndexError(
                         f"{out} already exists; set overwrite to replace it")
-                cls._build_locked(out, Path(ckpt_path) if ckpt_path else None, database,
-                                  index_type, describe, index_options, published,
-                                  runtime=runtime, device=resolve_device(device))
+                _build_locked(out, Path(ckpt_path) if ckpt_path else None, database,
+                              index_type, describe, index_options, published,
+                              runtime=runtime, device=resolve_device(device))
         except BaseException:
             if created and not storage.is_index(out):
                 shutil.rmtree(out, ignore_errors=True)
             raise
         return cls.load(out)
-
-    @classmethod
-    def _build_locked(cls, out: Path, ckpt_path: Path | None,
-                      database: str | Path | Sequence[str | Path], index_type: str,
-                      describe: Any, index_options: dict[str, Any] | None,
-                      published: dict[str, Any] | None = None, runtime: Any = None,
-                      device: str = "cpu") -> None:
-        module, hparams, weights_record, source = load_any_model(ckpt_path, published)
-        paths = _image_paths(database)
-        records = image_records(paths)
-        options = _jsonable(dict(index_options or {}))
-        meta: dict[str, Any] = {
-            "vpr_version": vpr.__version__,
-            "created": _now(),
-            "model": _model_identity(ckpt_path, hparams, module.model.descriptors_dim,
-                                     weights_record),
-            "index": {"type": index_type, "options": options},
-        }
-        from vpr.export.runtime import extractor_for_build
-
-        # The runtime decides what describes the images (the checkpoint's module, or its
-        # exported ONNX model); the store's model identity records it, so that later adds
-        # and queries are described alike.
-        module, meta["model"]["runtime"] = extractor_for_build(runtime, module, meta["model"],
-                                                               device)
-        sources = [str(Path(database).resolve())] if isinstance(database, (str, Path)) else []
-        temporary = storage.new_version_folder(out)
-        store_name = _store_name(temporary)
-        done = False
-        try:
-            logger.info("Describing %d images with %s", len(paths), source)
-            descriptors = describe(module, paths, meta, temporary / "new.npy")
-            if _needs_faiss(index_type, options):
-                index = build_index(descriptors, kind=index_type, **dict(index_options or {}))
-                meta["index"]["metric"] = index_metric(index)
-                save_index(index, temporary / FAISS_FILE)
-                del index
-            else:
-                meta["index"]["metric"] = "l2"
-            store = ImageStore.create(out / store_name, descriptors.shape[1], meta)
-            _copy_rows(descriptors, store, records)
-            store.close()
-            dim = descriptors.shape[1]
-            del descriptors  # release the memmap before the folder is renamed
-            (temporary / "new.npy").unlink(missing_ok=True)
-            _write_version(temporary, store_name, len(paths), dim, _now(), sources)
-            storage.publish(out, temporary)
-            done = True
-        finally:
-            shutil.rmtree(temporary, ignore_errors=True)
-            if not done:
-                shutil.rmtree(out / store_name, ignore_errors=True)
-        for stray in _stray_stores(out):  # the replaced index's store (with --overwrite)
-            shutil.rmtree(stray, ignore_errors=True)
-        logger.info("Saved index of %d images in %s", len(paths), out)
 
     @classmethod
     def create(cls, out: str | Path, model: dict[str, Any], dim: int,
@@ -338,16 +265,7 @@ class LocationIndex:
             raise LocationIndexError(f"{out} already exists; choose a new folder")
         out.mkdir(parents=True, exist_ok=True)
         with _writer_lock(out, lock_timeout):
-            temporary = storage.new_version_folder(out)
-            store_name = _store_name(temporary)
-            try:
-                ImageStore.create(out / store_name, dim, {
-                    "vpr_version": vpr.__version__, "created": _now(), "model": model,
-                    "index": {"type": "flat", "options": {}, "metric": "l2"}}).close()
-                _write_version(temporary, store_name, 0, dim, _now(), [])
-                storage.publish(out, temporary)
-            finally:
-                shutil.rmtree(temporary, ignore_errors=True)
+            _create_locked(out, model, dim)
         return cls.load(out)
 
     def add(
@@ -405,7 +323,8 @@ class LocationIndex:
             if data is not None and _read_version(data) is None:
                 _migrate_locked(self.path, data)
             self._become(LocationIndex.load(self.path))
-            added = self._add_locked(images, make_rows)
+            added = _add_locked(self.path, self.data_path, self.store,
+                                self.meta.get("sources", []), images, make_rows)
         if added:
             self._become(LocationIndex.load(self.path))
             logger.info("Added %d images to %s (%d in all)", added, self.path, len(self))
@@ -414,40 +333,6 @@ class LocationIndex:
     def _become(self, other: LocationIndex) -> None:
         self.meta, self.store, self.index, self.data_path = (
             other.meta, other.store, other.index, other.data_path)
-
-    def _add_locked(self, images: str | Path | Sequence[str | Path], make_rows: Any) -> int:
-        if isinstance(images, (str, Path)) or not all(
-                isinstance(path, (str, Path)) and Path(path).is_absolute() for path in images):
-            candidates = _image_paths(images)
-        else:  # already resolved paths (e.g. made-up rows): no file system walk
-            candidates = [Path(path) for path in images]
-        known = self.store.known_paths([str(path) for path in candidates])
-        paths = [path for path in candidates if str(path) not in known]
-        if not paths:
-            logger.info("No new image to add to %s", self.path)
-            return 0
-        records, new = make_rows(paths)
-        temporary = storage.new_version_folder(self.path)
-        try:
-            if (self.data_path / FAISS_FILE).is_file():
-                # A fresh copy of the faiss index: this object stays unchanged if anything
-                # fails. (Approximate indexes are rewritten whole; a flat one has no file.)
-                index = load_index(self.data_path / FAISS_FILE)
-                add_to_index(index, new)
-                save_index(index, temporary / FAISS_FILE)
-                del index
-            store = ImageStore(self.store.folder, len(self), self.store.dim)
-            rows = store.append(records, new)
-            store.close()
-            sources = list(self.meta.get("sources", []))
-            if isinstance(images, (str, Path)):
-                sources.append(str(Path(images).resolve()))
-            _write_version(temporary, self.store.folder.name, rows, self.store.dim, _now(),
-                           sources)
-            storage.publish(self.path, temporary)
-        finally:
-            shutil.rmtree(temporary, ignore_errors=True)
-        return len(paths)
 
     # ---- the model
 
