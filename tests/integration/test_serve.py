@@ -16,7 +16,7 @@ import pytest
 import utm
 from PIL import Image
 
-import vpr.locate.index
+import vpr.locate.model_source
 from vpr.locate import LocationIndex
 from vpr.serve import create_app, serve_in_background
 from vpr.serve.uploads import MULTIPART_OVERHEAD_BYTES
@@ -30,14 +30,14 @@ TRAVERSAL = "../../etc/passwd"
 def service(served_world):
     """The app over the tiny index, served in a thread; counts the model loads."""
     loads = []
-    real_load_model = vpr.locate.index.load_model
+    real_load_model = vpr.locate.model_source.load_model
 
     def counting_load_model(*args, **kwargs):
         loads.append(args)
         return real_load_model(*args, **kwargs)
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(vpr.locate.index, "load_model", counting_load_model)
+        patch.setattr(vpr.locate.model_source, "load_model", counting_load_model)
         app = create_app(served_world["index"], top_k=3, max_upload_mb=MAX_UPLOAD_MB,
                          device="cpu")
         with serve_in_background(app) as url, httpx.Client(base_url=url, timeout=30) as client:

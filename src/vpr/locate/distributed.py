@@ -23,17 +23,11 @@ from typing import Any
 import numpy as np
 from numpy.lib.format import open_memmap
 
-from vpr.locate.index import (
-    DEFAULT_LOCK_TIMEOUT,
-    LocationIndex,
-    LocationIndexError,
-    _extract,
-    _image_paths,
-    _model_identity,
-    load_any_model,
-    resolve_device,
-    storage,
-)
+from vpr.locate import storage
+from vpr.locate.index import LocationIndex
+from vpr.locate.model_source import _extract, _model_identity, load_any_model, resolve_device
+from vpr.locate.records import _image_paths
+from vpr.locate.versions import DEFAULT_LOCK_TIMEOUT, LocationIndexError
 
 logger = logging.getLogger(__name__)
 
