@@ -71,10 +71,10 @@ class OnnxExtractor(nn.Module):
 
 
 def _wants_onnx(choice: RuntimeChoice, has_model: bool, device: str) -> bool:
-    # Measured on the 2-core CPU VM (docs/BENCHMARKS.md, export): ONNX Runtime fp32 is as
-    # fast as torch eager on free cores and several times faster on shared ones, int8 ~4x
-    # more, so auto takes it wherever a model is given and extraction is on the CPU; on a
-    # GPU, torch.
+    # Measured on the 2-core CPU VM (docs/BENCHMARKS.md, export): ONNX Runtime fp32 is
+    # 1.14x torch eager fp32 on free cores (0.8x eager bf16 where the CPU computes bf16) and
+    # several times faster on shared ones; int8 ~3x more. So auto takes it wherever a model
+    # is given and extraction is on the CPU; on a GPU, torch.
     if choice.name == "auto":
         return has_model and device == "cpu"
     return choice.name == "onnx"
