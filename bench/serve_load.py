@@ -158,7 +158,7 @@ def start_server(index: Path, port: int, top_k: int, timeout_s: float = 180.0,
     """`vpr serve` on 127.0.0.1:``port``, once /health answers."""
     process = subprocess.Popen(
         [sys.executable, "-c", SERVE_CODE, "serve", "--index", str(index), "--host",
-         "127.0.0.1", "--port", str(port), "--top_k", str(top_k), "--device", "cpu",
+         "127.0.0.1", "--port", str(port), "--top_k", str(top_k), "--accelerator", "cpu",
          "--log_level", "warning", *(extra or [])])
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
