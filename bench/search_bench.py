@@ -259,7 +259,8 @@ def beyond_report(figures: dict, rows: int, dim: int, dtype: str, file_mib: floa
              f"{index_mib:,.0f} MiB",
              f"- search in a fresh process (index lists and descriptors memory-mapped, top N "
              f"re-ranked exactly): peak RSS {figures['peak_rss_mib']:,.0f} MiB", "",
-             "| setting | R@1 vs exact | R@10 | queries/s (median of 5 passes) | x exact |", "|---|---:|---:|---:|---:|"]
+             "| setting | R@1 vs exact | R@10 | queries/s (median of 5 passes) | x exact |",
+             "|---|---:|---:|---:|---:|"]
     for row in figures["rows"]:
         lines.append(f"| nprobe={row['nprobe']}, re-rank top {row.get('rerank', 100)} | "
                      f"{row['r1']:.1f} | "
