@@ -128,7 +128,7 @@ def exact_top1(database: np.ndarray, queries: np.ndarray, chunk: int = 262_144) 
     flat whatever the number of rows; the float16 file's values are compared exactly, as
     float32.
     """
-    from vpr.eval.search import _release_pages
+    from vpr.eval.memmap import release_pages
 
     queries = np.ascontiguousarray(queries, np.float32)
     best = np.full(len(queries), np.inf, np.float32)
@@ -141,7 +141,7 @@ def exact_top1(database: np.ndarray, queries: np.ndarray, chunk: int = 262_144) 
         value = distances[np.arange(len(queries)), nearest]
         better = value < best
         best[better], best_index[better] = value[better], nearest[better] + start
-        _release_pages(database)
+        release_pages(database)
     return best_index
 
 

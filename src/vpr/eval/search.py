@@ -3,34 +3,40 @@
 `search` is the exact search that evaluation uses. `build_index` makes the indexes that
 scale past memory or past exact search's speed (IVF, HNSW, IVF-PQ, optionally after a PCA),
 from an array or a memory-mapped ``.npy`` file, streamed in chunks; `search_index`,
-`save_index` and `load_index` use them, so no other module needs faiss.
+`save_index` and `load_index` use them, so no other module needs faiss. Reading a large
+file without making it resident is `vpr.eval.memmap`'s; exact search of stored rows
+(`ExactIndex`, `search_rows`) and the exact re-ranking of candidates (`rerank`) are
+`vpr.eval.exact`'s, re-exported here.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import mmap
 from pathlib import Path
 from typing import Any
 
 import faiss
 import numpy as np
 
+from vpr.eval.exact import RERANK_ROWS, SEARCH_CHUNK_ROWS, ExactIndex, rerank, search_rows
+from vpr.eval.memmap import CHUNK_ROWS, chunks, open_descriptors, training_sample
+
+# ExactIndex, search_rows and rerank moved to vpr.eval.exact; importable from here as before.
+__all__ = [
+    "CHUNK_ROWS", "COARSE_QUANTIZERS", "INDEX_KINDS", "METRICS", "RERANK_ROWS",
+    "SEARCH_CHUNK_ROWS", "ExactIndex", "add_to_index", "build_index", "gpu_available",
+    "index_metric", "load_index", "rerank", "save_index", "search", "search_index",
+    "search_rows", "set_search_params",
+]
+
 logger = logging.getLogger(__name__)
 
 INDEX_KINDS = ("flat", "ivf", "hnsw", "ivfpq")
 METRICS = {"l2": faiss.METRIC_L2, "ip": faiss.METRIC_INNER_PRODUCT}
-# Rows added to an index per call: bounds the float32 copy made of a memory-mapped file.
-CHUNK_ROWS = 65536
 # How IVF indexes assign vectors and queries to lists: exact, or an HNSW graph of centres.
 COARSE_QUANTIZERS = ("flat", "hnsw")
 HNSW_COARSE_M = 32
-# Rows of a memmap read per step when re-ranking (see `rerank`).
-RERANK_ROWS = 4096
-# Rows compared per step by the exact search over descriptors (measured on 1M x 256: 16384
-# and 65536 rows take about the same time; smaller steps pay per-call overheads).
-SEARCH_CHUNK_ROWS = 65536
 # k-means wants about 39 training points per centroid (faiss warns below that).
 POINTS_PER_CENTROID = 40
 
@@ -78,51 +84,6 @@ def search(
 # ---- scalable indexes
 
 
-def _open_descriptors(descriptors: np.ndarray | str | Path) -> np.ndarray:
-    """The (N, D) descriptors, a ``.npy`` path being memory-mapped rather than read."""
-    if isinstance(descriptors, (str, Path)):
-        descriptors = np.load(descriptors, mmap_mode="r")
-    if descriptors.ndim != 2:
-        raise ValueError(f"descriptors must be (N, D), got shape {descriptors.shape}")
-    return descriptors
-
-
-def _release_pages(array: np.ndarray) -> None:
-    """Drops the resident pages of a memory-mapped array from this process.
-
-    Pages of a file mapping that were read count in the process's RSS until the kernel
-    needs them back; dropping them after each chunk keeps RSS flat while streaming a file
-    larger than memory. The data stay in the page cache and are re-read on the next access.
-    """
-    mapping = getattr(array, "_mmap", None)
-    if isinstance(mapping, mmap.mmap) and hasattr(mmap, "MADV_DONTNEED"):
-        try:
-            mapping.madvise(mmap.MADV_DONTNEED)
-        except (OSError, ValueError):  # a closed or unusual mapping: RSS is only a nicety
-            pass
-
-
-def _advise_random(array: np.ndarray) -> None:
-    """Turns off read-ahead on a memory-mapped array read at scattered rows (re-ranking).
-
-    Without it each row read faults in the pages around it too, so a few thousand scattered
-    rows of a large file map hundreds of megabytes into the process.
-    """
-    mapping = getattr(array, "_mmap", None)
-    if isinstance(mapping, mmap.mmap) and hasattr(mmap, "MADV_RANDOM"):
-        try:
-            mapping.madvise(mmap.MADV_RANDOM)
-        except (OSError, ValueError):
-            pass
-
-
-def _chunks(descriptors: np.ndarray, chunk_rows: int):
-    """Yields C-contiguous float32 copies of ``chunk_rows`` rows at a time."""
-    for start in range(0, descriptors.shape[0], chunk_rows):
-        yield np.ascontiguousarray(descriptors[start : start + chunk_rows], dtype=np.float32)
-        _release_pages(descriptors)
-
-
 def _default_nlist(rows: int) -> int:
     # The usual rule of thumb (about 4 sqrt(N) lists), kept small enough for k-means to
     # have ~40 points per centroid on small databases.
@@ -134,31 +95,6 @@ def _default_pq_m(dim: int) -> int:
     # not above dim / 8, since PQ needs m to divide the dimension.
     target = max(1, dim // 8)
     return max(divisor for divisor in range(1, target + 1) if dim % divisor == 0)
-
-
-def _training_sample(descriptors: np.ndarray, size: int, seed: int,
-                     chunk_rows: int = CHUNK_ROWS) -> np.ndarray:
-    """``size`` random rows (all if fewer), read one chunk of the file at a time.
-
-    Picking scattered rows of a memmap in one go would fault in (with read-ahead) nearly
-    the whole file at once; going chunk by chunk and releasing each keeps the resident part
-    to one chunk.
-    """
-    rows = descriptors.shape[0]
-    if size >= rows:
-        chosen = np.arange(rows)
-    else:
-        chosen = np.sort(np.random.default_rng(seed).choice(rows, size=size, replace=False))
-    sample = np.empty((len(chosen), descriptors.shape[1]), np.float32)
-    filled = 0
-    for start in range(0, rows, chunk_rows):
-        low, high = np.searchsorted(chosen, [start, start + chunk_rows])
-        if high > low:
-            block = descriptors[start : start + chunk_rows]
-            sample[filled : filled + high - low] = block[chosen[low:high] - start]
-            filled += high - low
-        _release_pages(descriptors)
-    return sample
 
 
 def gpu_available() -> bool:
@@ -276,7 +212,7 @@ def build_index(
     if coarse not in COARSE_QUANTIZERS:
         raise ValueError(f"unknown coarse quantizer {coarse!r}; valid: "
                          f"{', '.join(COARSE_QUANTIZERS)}")
-    data = _open_descriptors(descriptors)
+    data = open_descriptors(descriptors)
     rows, dim = data.shape
     if rows == 0:
         raise ValueError("cannot build an index of zero descriptors")
@@ -319,11 +255,11 @@ def build_index(
         index = _to_gpu(index, kind)
     if not index.is_trained:
         size = int(train_size or min(rows, max(needed, 20000)))
-        sample = _training_sample(data, min(size, rows), seed, chunk_rows)
+        sample = training_sample(data, min(size, rows), seed, chunk_rows)
         logger.debug("Training %s index on %d of %d descriptors", kind, len(sample), rows)
         index.train(sample)
         del sample
-    for chunk in _chunks(data, chunk_rows):
+    for chunk in chunks(data, chunk_rows):
         index.add(chunk)
     set_search_params(index, nprobe=nprobe, efSearch=efSearch)
     return index
@@ -332,155 +268,11 @@ def build_index(
 def add_to_index(index: Any, descriptors: np.ndarray | str | Path,
                  chunk_rows: int = CHUNK_ROWS) -> None:
     """Adds descriptors to a trained index, in chunks; they get the next ids in order."""
-    data = _open_descriptors(descriptors)
+    data = open_descriptors(descriptors)
     if data.shape[1] != index.d:
         raise ValueError(f"descriptors have dimension {data.shape[1]}, the index {index.d}")
-    for chunk in _chunks(data, chunk_rows):
+    for chunk in chunks(data, chunk_rows):
         index.add(chunk)
-
-
-def rerank(
-    database_descriptors: np.ndarray,
-    query_descriptors: np.ndarray,
-    candidates: np.ndarray,
-    k: int,
-    metric: str = "l2",
-) -> tuple[np.ndarray, np.ndarray]:
-    """Re-scores each query's candidates with the exact descriptors and keeps the best k.
-
-    Compressed (PQ) or PCA-reduced indexes rank candidates by approximate distances; reading
-    the full descriptors of a few candidates per query (from a memmap too) restores exact
-    order among them at little cost.
-
-    Args:
-        database_descriptors: (N, D) exact descriptors (array or memmap).
-        query_descriptors: (Q, D) query descriptors.
-        candidates: (Q, c) database indices from an index search; -1 = none.
-        k: results kept per query (at most c).
-        metric: ``l2`` (squared distances, ascending) or ``ip`` (descending).
-
-    Returns:
-        ``(scores, indices)`` like `search_index`: (Q, k), best first, -1 where missing.
-    """
-    queries = np.ascontiguousarray(query_descriptors, dtype=np.float32)
-    candidates = np.asarray(candidates, dtype=np.int64)
-    k = min(k, candidates.shape[1])
-    valid = candidates >= 0
-    # Rows read once each, in file order: the cheapest access pattern for a memmap.
-    unique = np.unique(candidates[valid])
-    _advise_random(database_descriptors)
-    vectors = np.empty((len(unique), database_descriptors.shape[1]), np.float32)
-    # A few thousand rows at a time, pages released after each: the kernel maps pages
-    # around each row read (fault-around), so scattered rows of a large memmap would
-    # otherwise make most of the file resident in this process.
-    for start in range(0, len(unique), RERANK_ROWS):
-        vectors[start : start + RERANK_ROWS] = database_descriptors[
-            unique[start : start + RERANK_ROWS]]
-        _release_pages(database_descriptors)
-    if len(unique) == 0:
-        missing = np.inf if metric == "l2" else -np.inf
-        return (np.full((len(queries), k), missing, np.float32),
-                np.full((len(queries), k), -1, np.int64))
-    # (Q, c, D) candidate vectors; a missing candidate borrows any row and is masked below.
-    gathered = vectors[np.searchsorted(unique, np.where(valid, candidates, unique[0]))]
-    if metric == "ip":
-        scores = np.einsum("qd,qcd->qc", queries, gathered)
-        scores = np.where(valid, scores, -np.inf)
-        order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
-    else:
-        scores = ((gathered - queries[:, None, :]) ** 2).sum(-1)
-        scores = np.where(valid, scores, np.inf)
-        order = np.argsort(scores, axis=1, kind="stable")[:, :k]
-    top_scores = np.take_along_axis(scores, order, axis=1).astype(np.float32)
-    top_indices = np.take_along_axis(np.where(valid, candidates, -1), order, axis=1)
-    return top_scores, top_indices
-
-
-class ExactIndex:
-    """Exact L2 search straight over (memory-mapped) descriptors, with no copy of them.
-
-    A faiss ``IndexFlat`` holds its own copy of every vector, read whole when loaded; this
-    reads the rows ``chunk_rows`` at a time while searching, so opening it costs nothing and
-    the descriptors file can grow by appending. It answers like ``IndexFlatL2`` (same
-    ``search``, ``ntotal``, ``d``, ``metric_type``), so `search_index` takes it too.
-
-    Args:
-        descriptors: (N, D) float32 descriptors (array or memmap).
-        chunk_rows: database rows compared per step.
-    """
-
-    def __init__(self, descriptors: np.ndarray, chunk_rows: int = SEARCH_CHUNK_ROWS) -> None:
-        self.descriptors = descriptors
-        self.chunk_rows = chunk_rows
-        self.metric_type = faiss.METRIC_L2
-
-    @property
-    def ntotal(self) -> int:
-        return int(self.descriptors.shape[0])
-
-    @property
-    def d(self) -> int:
-        return int(self.descriptors.shape[1])
-
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """``(squared distances, indices)`` of the k nearest rows, nearest first."""
-        return search_rows(self.descriptors, queries, k, chunk_rows=self.chunk_rows)
-
-
-def search_rows(
-    database_descriptors: np.ndarray,
-    query_descriptors: np.ndarray,
-    k: int,
-    ids: np.ndarray | None = None,
-    chunk_rows: int = SEARCH_CHUNK_ROWS,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Exact L2 search among all rows, or only rows ``ids``, read a chunk at a time.
-
-    Args:
-        database_descriptors: (N, D) descriptors (array or memmap).
-        query_descriptors: (Q, D) queries.
-        k: neighbours wanted per query.
-        ids: sorted database rows to search among (None: all).
-        chunk_rows: rows compared per step (bounds memory whatever N).
-
-    Returns:
-        ``(distances, indices)``: (Q, k) float32 squared L2 distances, nearest first, and
-        int64 database rows; -1 (distance inf) where fewer than k rows exist.
-    """
-    queries = np.ascontiguousarray(query_descriptors, dtype=np.float32)
-    total = database_descriptors.shape[0] if ids is None else len(ids)
-    best_d = np.full((len(queries), k), np.inf, np.float32)
-    best_i = np.full((len(queries), k), -1, np.int64)
-    if len(queries) == 0 or total == 0:
-        return best_d, best_i
-
-    query_norms = (queries**2).sum(axis=1)[:, None]
-    for start in range(0, total, chunk_rows):
-        if ids is None:
-            rows = np.arange(start, min(start + chunk_rows, total))
-            block = np.asarray(database_descriptors[start : start + chunk_rows], np.float32)
-        else:
-            rows = np.asarray(ids[start : start + chunk_rows], np.int64)
-            block = np.asarray(database_descriptors[rows], np.float32)
-        # Pages are kept mapped (unlike index building): the next search reads them again,
-        # and a file mapping's pages are shared with other processes through the page cache.
-        # |x - q|^2 = |x|^2 - 2 x.q + |q|^2: one matrix product (BLAS, all cores, the
-        # block read once at memory speed), as faiss's flat search does for many queries.
-        distances = np.einsum("ij,ij->i", block, block)[None, :] - 2.0 * (block @ queries.T).T
-        distances += query_norms
-        np.maximum(distances, 0.0, out=distances)
-        if len(rows) > k:
-            keep = np.argpartition(distances, k - 1, axis=1)[:, :k]
-        else:
-            keep = np.broadcast_to(np.arange(len(rows)), (len(queries), len(rows)))
-        merged_d = np.concatenate([best_d, np.take_along_axis(distances, keep, 1)], axis=1)
-        merged_i = np.concatenate([best_i, rows[keep]], axis=1)
-        # Sorted by distance, then row: among equal distances the earlier row wins, as in
-        # faiss's flat search (argpartition does not keep the row order).
-        order = np.lexsort((merged_i, merged_d), axis=1)[:, :k]
-        best_d = np.take_along_axis(merged_d, order, axis=1).astype(np.float32)
-        best_i = np.take_along_axis(merged_i, order, axis=1)
-    return best_d, best_i
 
 
 def search_index(

@@ -22,7 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from vpr.eval.search import INDEX_KINDS, ExactIndex, load_index, search_index, search_rows
+from vpr.eval.exact import ExactIndex, search_rows
+from vpr.eval.search import INDEX_KINDS, load_index, search_index
 from vpr.locate import storage
 from vpr.locate.model_source import (
     _extract,
