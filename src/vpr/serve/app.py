@@ -20,32 +20,29 @@ Rules that hold for every request:
 
 from __future__ import annotations
 
-import dataclasses
 import logging
-import typing
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, File, Form, HTTPException, Query, Request, UploadFile
+from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi import Path as PathParameter
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse, Response
-from pydantic import BaseModel, Field, create_model
 
 import vpr
-from vpr.locate.geo import GeoPriorError, check_radius, parse_near
-from vpr.locate.predict import (
-    DEFAULT_RADIUS_M,
-    DEFAULT_TOP_K,
-    GeoPrior,
-    LocateResult,
-    Match,
-    prior_ids,
-)
+from vpr.locate.predict import DEFAULT_RADIUS_M, DEFAULT_TOP_K
 from vpr.serve.decoding import DEFAULT_MAX_DECODES, UploadDecoder
+from vpr.serve.forms import (
+    DEFAULT_NEAR_RADIUS_M,
+    FORM_FIELDS,
+    MAX_NAME_LENGTH,
+    MAX_TOP_K,
+    reject_unknown_query,
+)
+from vpr.serve.locate_routes import add_locate_routes
 from vpr.serve.locator import Locator, ThumbnailError
 from vpr.serve.page import CONTENT_SECURITY_POLICY, render_page
+from vpr.serve.schemas import BatchErrorDetail, BatchErrorOut, Health, LocateOut, MatchOut
 from vpr.serve.static import load_static_files
 from vpr.serve.timeouts import DEFAULT_READ_TIMEOUT_S
 from vpr.serve.uploads import (
@@ -55,134 +52,19 @@ from vpr.serve.uploads import (
     UploadError,
 )
 
+# The form checks (forms.py), answer schemas (schemas.py) and locate endpoints
+# (locate_routes.py) moved out of this module; their names stay importable from here.
+__all__ = [
+    "DEFAULT_MAX_BATCH_FILES", "DEFAULT_MAX_BATCH_MB", "DEFAULT_MAX_UPLOAD_MB",
+    "DEFAULT_NEAR_RADIUS_M", "FORM_FIELDS", "MAX_NAME_LENGTH", "MAX_TOP_K", "BatchErrorDetail",
+    "BatchErrorOut", "Health", "LocateOut", "MatchOut", "create_app",
+]
+
 logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_UPLOAD_MB = 20.0
-MAX_TOP_K = 100
-DEFAULT_NEAR_RADIUS_M = 100.0
-FORM_FIELDS = {"file", "top_k", "near", "near_radius", "radius", "min_confidence"}
-# Upload names are echoed back as `photo`; they are labels, never paths.
-MAX_NAME_LENGTH = 255
 DEFAULT_MAX_BATCH_FILES = 50
 DEFAULT_MAX_BATCH_MB = 100.0
-
-
-def _min_confidence_form() -> Any:
-    """The ``min_confidence`` form field of /locate and /locate/batch (one each)."""
-    return Form(ge=0.0, le=1.0, description="answer a prediction less confident than this "
-                                            "(0-1) as unknown; default: the service's "
-                                            "--min_confidence")
-
-
-def _schema_of(dataclass: type, name: str, leading: dict[str, Any] | None = None,
-               **overrides: Any) -> type[BaseModel]:
-    """A pydantic model with the fields of a result dataclass, for the OpenAPI description.
-
-    Args:
-        dataclass: `Match` or `LocateResult`.
-        name: the schema's name.
-        leading: fields put before the dataclass's, as ``name=(type, default or Field)``.
-        overrides: dataclass fields given another type, same form.
-    """
-    hints = typing.get_type_hints(dataclass)
-    fields: dict[str, Any] = dict(leading or {})
-    for item in dataclasses.fields(dataclass):
-        fields[item.name] = overrides.get(item.name, (hints[item.name], ...))
-    return create_model(name, **fields)
-
-
-MatchOut = _schema_of(Match, "Match", leading={"id": (int | None, Field(
-    description="the match's item number in the index: GET /thumbnail/{id} shows it"))},
-    keypoint_pairs=(list[list[float]] | None, Field(
-        None, description="with --rerank only: the match's best verified inlier "
-                          "correspondences (at most 50), each [x_photo, y_photo, x_match, "
-                          "y_match] as fractions (0-1) of each image's width and height")))
-LocateOut = _schema_of(LocateResult, "LocateResult", matches=(list[MatchOut], ...), leading={
-    "location": (dict[str, float | None] | None, Field(
-        None, description="latitude, longitude, utm_east, utm_north; null when unknown")),
-    "reason": (str | None, Field(None, description="why the location is unknown"))})
-
-
-class BatchErrorDetail(BaseModel):
-    """Why one photo of a batch was refused: the status a single upload would have got."""
-
-    status: int
-    detail: str
-
-
-class BatchErrorOut(BaseModel):
-    """A batch row for a photo that was refused; the other photos are still answered."""
-
-    photo: str
-    error: BatchErrorDetail
-
-
-class Health(BaseModel):
-    """What /health answers."""
-
-    status: str
-    vpr_version: str
-    images: int
-    index_type: str
-    descriptors_dim: int
-    device: str
-    default_top_k: int
-    max_top_k: int
-    max_upload_mb: float
-    max_batch_files: int
-    max_batch_mb: float
-    min_confidence: float | None
-
-
-def _reject_unknown_query(request: Request) -> None:
-    """Refuses query parameters the route does not declare (instead of ignoring them)."""
-    route = request.scope.get("route")
-    dependant = getattr(route, "dependant", None)
-    if dependant is None:
-        return
-    allowed: set[str] = set()
-    pending = [dependant]
-    while pending:  # the route's own parameters and those of its dependencies
-        current = pending.pop()
-        allowed.update(parameter.alias for parameter in current.query_params)
-        pending.extend(current.dependencies)
-    unknown = sorted(set(request.query_params) - allowed)
-    if unknown:
-        raise HTTPException(422, f"unknown query parameter(s): {', '.join(unknown)}; "
-                                 f"allowed: {', '.join(sorted(allowed)) or 'none'}")
-
-
-def _photo_name(filename: str | None) -> str:
-    """The upload's file name as a label; a name with a path in it is refused."""
-    name = (filename or "upload").strip() or "upload"
-    lowered = name.lower()
-    if (any(character in name for character in "/\\") or "%2f" in lowered
-            or "%5c" in lowered or name.startswith("..")
-            or any(ord(character) < 32 for character in name)):
-        raise UploadError(400, "the upload's file name must be a plain name, not a path")
-    return name[:MAX_NAME_LENGTH]
-
-
-def _geo_prior(near: str | None, near_radius: float | None, radius: float | None
-               ) -> GeoPrior | None:
-    """The prior of a request's ``near`` / ``near_radius`` (alias ``radius``) form fields.
-
-    Raises:
-        HTTPException: 422 for a malformed point or radius, or radii that disagree.
-    """
-    if near_radius is not None and radius is not None and near_radius != radius:
-        raise HTTPException(422, "radius and near_radius disagree; give one of them")
-    fix_error = next((value for value in (near_radius, radius) if value is not None),
-                     DEFAULT_NEAR_RADIUS_M)
-    try:
-        return None if near is None else GeoPrior(*parse_near(near), check_radius(fix_error))
-    except GeoPriorError as error:
-        raise HTTPException(422, str(error).replace("--near", "near")) from None
-
-
-def _prior_error(error: GeoPriorError) -> HTTPException:
-    """422 for a prior that is malformed or that no indexed image lies within."""
-    return HTTPException(422, str(error))
 
 
 def create_app(
@@ -271,7 +153,7 @@ def create_app(
         description="Where was this photo taken? Retrieval of the most similar geotagged "
                     f"images in a location index of {len(locator):,} images, then a vote "
                     "on their positions. The page at / does the same interactively.",
-        dependencies=[Depends(_reject_unknown_query)],
+        dependencies=[Depends(reject_unknown_query)],
         lifespan=lifespan,
     )
     app.state.locator = locator
@@ -304,139 +186,8 @@ def create_app(
             min_confidence=min_confidence,
         )
 
-    async def _reject_unknown_fields(request: Request) -> None:
-        unknown = sorted(set((await request.form()).keys()) - FORM_FIELDS)
-        if unknown:
-            raise HTTPException(422, f"unknown form field(s): {', '.join(unknown)}; "
-                                     f"allowed: {', '.join(sorted(FORM_FIELDS))}")
-
-    @app.post(
-        "/locate",
-        response_model=list[LocateOut],
-        summary="Where was this photo taken?",
-        description="The same JSON as `vpr locate --json` for one photo (a list of one "
-                    "result): the predicted location, its confidence and the top-k matches "
-                    "with coordinates and similarity. `photo` is the upload's file name; each "
-                    "match also has `id`, its item number for /thumbnail/{id}. `top_k` may be "
-                    "given as a form field or a query parameter. The form fields `near` "
-                    "(LAT,LON) and `near_radius` (metres, default 100) search only the images "
-                    "within that distance of a GPS fix; 422 when none lies there. The form "
-                    "field `min_confidence` (0-1) replaces the service's --min_confidence: "
-                    "a prediction less confident is answered as unknown (`location` null, "
-                    "`reason` says why; the matches stay). With --rerank, each match also "
-                    "has `inliers` and `keypoint_pairs`.",
-        responses={
-            400: {"description": "empty upload, or a file name with a path"},
-            413: {"description": "upload larger than --max_upload_mb"},
-            415: {"description": "not an image"},
-            422: {"description": "damaged image, invalid top_k / near / min_confidence / "
-                                 "unknown field, or no indexed image within near_radius of "
-                                 "near"},
-        },
-    )
-    async def locate_photo(
-        request: Request,
-        file: Annotated[UploadFile, File(description="the photo (JPEG, PNG, WebP...)")],
-        top_k_form: Annotated[int | None, Form(alias="top_k", ge=1, le=MAX_TOP_K)] = None,
-        top_k_query: Annotated[int | None, Query(alias="top_k", ge=1, le=MAX_TOP_K)] = None,
-        near: Annotated[str | None, Form(description="LAT,LON of a GPS fix")] = None,
-        near_radius: Annotated[float | None, Form(description="the fix's error, in metres")
-                               ] = None,
-        radius: Annotated[float | None, Form(description="same as near_radius")] = None,
-        min_confidence: Annotated[float | None, _min_confidence_form()] = None,
-    ) -> JSONResponse:
-        await _reject_unknown_fields(request)
-        prior = _geo_prior(near, near_radius, radius)
-        name = _photo_name(file.filename)
-        data = await file.read(max_upload_bytes + 1)
-        if len(data) > max_upload_bytes:
-            raise UploadError(413, f"upload too large: the limit is {max_upload_mb:g} MB")
-        await file.close()
-        data, _ = await decoder.prepare_async(data)
-        count = top_k_form or top_k_query or top_k
-        try:
-            results = await run_in_threadpool(locator.locate, data, name, count, prior,
-                                              min_confidence)
-        except GeoPriorError as error:
-            raise _prior_error(error) from None
-        # Returned as is, not re-validated by response_model: the `to_dict()` of the CLI.
-        return JSONResponse(results)
-
-    async def read_upload(file: UploadFile) -> tuple[str, bytes]:
-        """The upload's label and its bytes, checked and shrunk for the model (as /locate).
-
-        Raises:
-            UploadError: a refused upload (name, size, not an image, damaged...).
-        """
-        try:
-            name = _photo_name(file.filename)
-            data = await file.read(max_upload_bytes + 1)
-        finally:
-            await file.close()
-        if len(data) > max_upload_bytes:
-            raise UploadError(413, f"upload too large: the limit is {max_upload_mb:g} MB")
-        data, _ = await decoder.prepare_async(data)
-        return name, data
-
-    @app.post(
-        "/locate/batch",
-        response_model=list[LocateOut | BatchErrorOut],
-        summary="Where were these photos taken?",
-        description="Several photos at once (several `file` parts, at most --max_batch_files "
-                    "and --max_batch_mb in all): one row per photo, in upload order. A "
-                    "located photo's row is what POST /locate answers for it alone; a refused "
-                    "one's row is `{photo, error: {status, detail}}` with the status a single "
-                    "upload would have got, and the other photos are still located. The form "
-                    "fields `top_k`, `near`, `near_radius` (or `radius`) and "
-                    "`min_confidence` are those of POST /locate and apply to every photo of "
-                    "the batch (one GPS fix for all: send photos from different places in "
-                    "separate batches).",
-        responses={
-            413: {"description": "more photos than --max_batch_files, or a body over "
-                                 "--max_batch_mb"},
-            422: {"description": "no file, invalid top_k / near / min_confidence, an "
-                                 "unknown field, or no indexed image within near_radius of "
-                                 "near"},
-        },
-    )
-    async def locate_batch(
-        request: Request,
-        file: Annotated[list[UploadFile], File(description="the photos, one part each")],
-        top_k_form: Annotated[int | None, Form(alias="top_k", ge=1, le=MAX_TOP_K)] = None,
-        top_k_query: Annotated[int | None, Query(alias="top_k", ge=1, le=MAX_TOP_K)] = None,
-        near: Annotated[str | None, Form(description="LAT,LON of a GPS fix, for every "
-                                                     "photo")] = None,
-        near_radius: Annotated[float | None, Form(description="the fix's error, in metres")
-                               ] = None,
-        radius: Annotated[float | None, Form(description="same as near_radius")] = None,
-        min_confidence: Annotated[float | None, _min_confidence_form()] = None,
-    ) -> JSONResponse:
-        await _reject_unknown_fields(request)
-        if len(file) > max_batch_files:
-            for upload in file:
-                await upload.close()
-            raise UploadError(413, f"too many photos: {len(file)} in one batch, at most "
-                                   f"{max_batch_files} (vpr serve --max_batch_files)")
-        prior = _geo_prior(near, near_radius, radius)
-        try:  # the whole batch's field: refused once, before any photo is described
-            prior_ids(locator.index, prior)
-        except GeoPriorError as error:
-            for upload in file:
-                await upload.close()
-            raise _prior_error(error) from None
-        count = top_k_form or top_k_query or top_k
-        rows: list[dict[str, Any]] = []
-        for upload in file:  # one at a time: at most one decoded photo held per batch
-            try:
-                name, data = await read_upload(upload)
-            except UploadError as error:
-                label = (upload.filename or "upload")[:MAX_NAME_LENGTH]
-                rows.append({"photo": label, "error": {"status": error.status_code,
-                                                       "detail": error.message}})
-                continue
-            rows.extend(await run_in_threadpool(locator.locate, data, name, count, prior,
-                                                min_confidence))
-        return JSONResponse(rows)
+    add_locate_routes(app, locator, decoder, top_k=top_k, max_upload_mb=max_upload_mb,
+                      max_upload_bytes=max_upload_bytes, max_batch_files=max_batch_files)
 
     @app.get("/static/{name:path}", include_in_schema=False)
     def static(name: str) -> Response:
