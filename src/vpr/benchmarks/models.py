@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
 from torch import nn
 
 from vpr.inputs.transforms import IMAGENET_MEAN, IMAGENET_STD
+from vpr.utils.hashing import file_sha256
 
 
 @dataclass
@@ -30,15 +30,6 @@ class BenchmarkModel:
     image_size: tuple[int, int] | None
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
-
-
-def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
-    """The sha256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        while block := file.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def checkpoint_label(path: str | Path) -> str:

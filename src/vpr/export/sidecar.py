@@ -20,10 +20,11 @@ A runtime reads RGB pixels, scales them to [0, 1], resizes to height x width, su
 from __future__ import annotations
 
 import datetime
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
+
+from vpr.utils.hashing import file_sha256
 
 FORMAT = "vpr-exported-model"
 FORMAT_VERSION = 1
@@ -40,15 +41,6 @@ def sidecar_path(model_path: str | Path) -> Path:
     model (``model.onnx``, ``model.pt``) each get their own sidecar."""
     model_path = Path(model_path)
     return model_path.with_name(model_path.name + ".json")
-
-
-def file_sha256(path: str | Path) -> str:
-    """The hex sha256 of a file, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def make_sidecar(model_path: Path, runtime: str, source: dict[str, Any],

@@ -8,7 +8,6 @@ that a query is never compared with descriptors of another model.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,15 +16,7 @@ from typing import Any
 import numpy as np
 
 from vpr.locate.versions import LocationIndexError
-
-
-def sha256_of(path: str | Path) -> str:
-    """The hex sha256 of a file, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+from vpr.utils.hashing import file_sha256 as sha256_of
 
 
 def load_model(ckpt_path: str | Path):

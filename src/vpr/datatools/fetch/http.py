@@ -9,7 +9,6 @@ when it answers 200 (a server without range support).
 
 from __future__ import annotations
 
-import hashlib
 import http.client
 import os
 import re
@@ -18,19 +17,11 @@ import urllib.request
 from pathlib import Path
 
 from vpr.datatools.fetch.errors import FetchError
+from vpr.utils.hashing import file_sha256 as sha256_of
 
 CHUNK_BYTES = 1 << 20
 USER_AGENT = "vpr-download"
 _CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
-
-
-def sha256_of(path: Path) -> str:
-    """The hex sha256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for block in iter(lambda: file.read(CHUNK_BYTES), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def part_path(target: Path) -> Path:
