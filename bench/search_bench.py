@@ -232,6 +232,29 @@ def beyond(args: argparse.Namespace) -> str:
                          exact_seconds, nlist, build_seconds, build_peak, index_mib)
 
 
+def rebuild_child(folder: str) -> None:
+    """Run in a fresh process: build the kept --beyond index again from its file; print JSON."""
+    built = json.loads((Path(folder) / "build.json").read_text())
+    start = time.perf_counter()
+    index = build_index(Path(folder) / "descriptors.npy", nlist=built["nlist"],
+                        **BEYOND_OPTIONS)
+    print(json.dumps({"seconds": time.perf_counter() - start, "ntotal": int(index.ntotal),
+                      "peak_rss_mib": _status_mib("VmHWM")}))
+
+
+def rebuild_rss(folder: Path) -> str:
+    """The peak RSS of building a kept --beyond index from its existing file."""
+    output = subprocess.run(
+        [sys.executable, __file__, "--rebuild_child", str(folder)],
+        check=True, capture_output=True, text=True).stdout
+    figures = json.loads(output.strip().splitlines()[-1])
+    built = json.loads((folder / "build.json").read_text())
+    return (f"Rebuilt ivfpq nlist={built['nlist']} m=32 (HNSW coarse) over "
+            f"{figures['ntotal']:,} {built['dtype']} descriptors from the existing "
+            f"{built['file_mib']:,.0f} MiB file in a fresh process: {figures['seconds']:.0f} s, "
+            f"peak RSS {figures['peak_rss_mib']:,.0f} MiB; {_machine()}.\n")
+
+
 def search_again(folder: Path) -> str:
     """Repeats the search step of a kept --beyond run (a quiet moment, other settings)."""
     built = json.loads((folder / "build.json").read_text())
@@ -303,10 +326,23 @@ def main() -> None:
                         help="--beyond: keep the descriptor file and index (for --search_again)")
     parser.add_argument("--search_again", type=Path, default=None, metavar="FOLDER",
                         help="repeat only the search step of a --beyond --keep run")
+    parser.add_argument("--rebuild_rss", type=Path, default=None, metavar="FOLDER",
+                        help="build the index of a --beyond --keep run again from its file, "
+                             "in a fresh process, and report its peak RSS")
+    parser.add_argument("--rebuild_child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--beyond_child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.rss_child:
         rss_child(args.rss_child, args.kind)
+        return
+    if args.rebuild_child:
+        rebuild_child(args.rebuild_child)
+        return
+    if args.rebuild_rss:
+        report = rebuild_rss(args.rebuild_rss)
+        print(report)
+        if args.table:
+            args.table.write_text(report)
         return
     if args.beyond_child:
         folder = Path(args.beyond_child)
