@@ -15,6 +15,7 @@ from vpr.cli.published import (
 from vpr.cli.serve_batching import add_batching_options, read_batching_options
 from vpr.export.options import add_runtime_options, runtime_from_args
 from vpr.rerank.options import add_rerank_options, rerank_settings
+from vpr.serve.defaults import DEFAULT_MAX_UPLOAD_MB
 
 
 def add_parser(subparsers) -> None:
@@ -33,8 +34,9 @@ def add_parser(subparsers) -> None:
                         help="address to listen on (default: 127.0.0.1, this machine only)")
     parser.add_argument("--port", type=int, default=8000,
                         help="port to listen on; 0 picks a free one (default: 8000)")
-    parser.add_argument("--max_upload_mb", type=float, default=20.0,
-                        help="largest photo accepted, in MB; larger ones get 413 (default: 20)")
+    parser.add_argument("--max_upload_mb", type=float, default=DEFAULT_MAX_UPLOAD_MB,
+                        help="largest photo accepted, in MB; larger ones get 413 (default: "
+                             f"{DEFAULT_MAX_UPLOAD_MB:g})")
     parser.add_argument("--top_k", type=int, default=5,
                         help="matches per photo when a request does not say (default: 5)")
     parser.add_argument("--radius", type=float, default=25.0,
@@ -59,8 +61,8 @@ def add_parser(subparsers) -> None:
 
 def add_batch_options(parser: argparse.ArgumentParser) -> None:
     """How many photos one POST /locate/batch (and the page's drops) may carry."""
-    # The defaults of vpr.serve.app, repeated: the parser does not import fastapi.
-    DEFAULT_MAX_BATCH_FILES, DEFAULT_MAX_BATCH_MB = 50, 100.0
+    from vpr.serve.defaults import DEFAULT_MAX_BATCH_FILES, DEFAULT_MAX_BATCH_MB
+
     parser.add_argument("--max_batch_files", type=int, default=DEFAULT_MAX_BATCH_FILES,
                         help="most photos in one POST /locate/batch; more get 413 (default: "
                              f"{DEFAULT_MAX_BATCH_FILES}); the page splits larger drops")
@@ -72,9 +74,12 @@ def add_batch_options(parser: argparse.ArgumentParser) -> None:
 
 def add_limit_options(parser: argparse.ArgumentParser) -> None:
     """How much one request, and many at once, may cost the server."""
-    # The defaults of vpr.serve.decoding/timeouts/uploads, repeated here so that building
-    # the parser does not import the optional serving dependencies.
-    DEFAULT_MAX_DECODES, DEFAULT_MAX_PIXELS, DEFAULT_READ_TIMEOUT_S = 2, 40_000_000, 30.0
+    from vpr.serve.defaults import (
+        DEFAULT_MAX_DECODES,
+        DEFAULT_MAX_PIXELS,
+        DEFAULT_READ_TIMEOUT_S,
+    )
+
     parser.add_argument("--max_decodes", type=int, default=DEFAULT_MAX_DECODES,
                         help="uploads decoded at the same time; more wait (default: "
                              f"{DEFAULT_MAX_DECODES}); bounds memory under many uploads")

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-# The defaults of vpr.serve.batching, repeated so that building the parser imports nothing.
-DEFAULT_MAX_BATCH, DEFAULT_WINDOW_MS = 8, 10.0
+from vpr.serve.defaults import DEFAULT_MAX_BATCH, DEFAULT_WINDOW_MS
 
 
 def add_batching_options(parser: argparse.ArgumentParser) -> None:

@@ -31,7 +31,15 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 import vpr
 from vpr.locate.predict import DEFAULT_RADIUS_M, DEFAULT_TOP_K
-from vpr.serve.decoding import DEFAULT_MAX_DECODES, UploadDecoder
+from vpr.serve.decoding import UploadDecoder
+from vpr.serve.defaults import (
+    DEFAULT_MAX_BATCH_FILES,
+    DEFAULT_MAX_BATCH_MB,
+    DEFAULT_MAX_DECODES,
+    DEFAULT_MAX_PIXELS,
+    DEFAULT_MAX_UPLOAD_MB,
+    DEFAULT_READ_TIMEOUT_S,
+)
 from vpr.serve.forms import (
     DEFAULT_NEAR_RADIUS_M,
     FORM_FIELDS,
@@ -44,13 +52,7 @@ from vpr.serve.locator import Locator, ThumbnailError
 from vpr.serve.page import CONTENT_SECURITY_POLICY, render_page
 from vpr.serve.schemas import BatchErrorDetail, BatchErrorOut, Health, LocateOut, MatchOut
 from vpr.serve.static import load_static_files
-from vpr.serve.timeouts import DEFAULT_READ_TIMEOUT_S
-from vpr.serve.uploads import (
-    DEFAULT_MAX_PIXELS,
-    MULTIPART_OVERHEAD_BYTES,
-    BodySizeLimit,
-    UploadError,
-)
+from vpr.serve.uploads import MULTIPART_OVERHEAD_BYTES, BodySizeLimit, UploadError
 
 # The form checks (forms.py), answer schemas (schemas.py) and locate endpoints
 # (locate_routes.py) moved out of this module; their names stay importable from here.
@@ -62,9 +64,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_MAX_UPLOAD_MB = 20.0
-DEFAULT_MAX_BATCH_FILES = 50
-DEFAULT_MAX_BATCH_MB = 100.0
 
 
 def create_app(

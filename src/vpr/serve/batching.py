@@ -17,10 +17,10 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from typing import Any
 
+from vpr.serve.defaults import DEFAULT_MAX_BATCH, DEFAULT_WINDOW_MS
+
 logger = logging.getLogger(__name__)
 
-DEFAULT_MAX_BATCH = 8
-DEFAULT_WINDOW_MS = 10.0
 
 
 class Batcher:

@@ -30,17 +30,12 @@ from concurrent.futures import ThreadPoolExecutor
 from PIL import Image
 
 from vpr.data.images import apply_orientation, image_orientation, oriented_size
-from vpr.serve.uploads import (
-    ACCEPTED_FORMATS,
-    DEFAULT_MAX_PIXELS,
-    UploadError,
-    pillow_errors,
-)
+from vpr.serve.defaults import DEFAULT_MAX_DECODES, DEFAULT_MAX_PIXELS
+from vpr.serve.uploads import ACCEPTED_FORMATS, UploadError, pillow_errors
 
 # Images are kept at least this many times the model's input size before the model's own
 # antialiased resize, so that the reduction changes the descriptor little.
 KEEP_FACTOR = 2
-DEFAULT_MAX_DECODES = 2
 
 
 class UploadDecoder:

@@ -18,7 +18,7 @@ from typing import Any
 
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-DEFAULT_READ_TIMEOUT_S = 30.0
+from vpr.serve.defaults import DEFAULT_READ_TIMEOUT_S
 
 
 class ReadTimeout(Exception):

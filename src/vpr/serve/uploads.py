@@ -20,6 +20,7 @@ from typing import Any
 
 from PIL import Image, UnidentifiedImageError
 
+from vpr.serve.defaults import DEFAULT_MAX_PIXELS
 from vpr.serve.timeouts import ReadTimeout, body_receiver
 
 # Formats PIL may try on an upload; EPS and the like (external decoders) are never tried.
@@ -29,7 +30,6 @@ MULTIPART_OVERHEAD_BYTES = 64 * 1024
 # An oversized body is discarded up to this many times the limit before the 413 is sent;
 # past that the connection is closed at once (the client may then only see a reset).
 DRAIN_FACTOR = 4
-DEFAULT_MAX_PIXELS = 40_000_000
 
 
 class UploadError(ValueError):
